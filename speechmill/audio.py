@@ -1,0 +1,186 @@
+"""Audio I/O: hashing, decoding anything PyAV reads to 16 kHz mono FLAC, reading spans.
+
+Decoding streams frame by frame (memory stays flat for hours of audio) and stops
+as soon as a limit is passed. Every failure is an `AudioRejected` with a reject
+category, never a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from speechmill.schemas import Category
+
+SAMPLE_RATE = 16000
+_BLOCK = 1 << 20
+
+
+class AudioRejected(Exception):
+    """An input that cannot become a recording; carries the reject category."""
+
+    def __init__(self, category: Category, reason: str, detail: str | None = None) -> None:
+        super().__init__(reason)
+        self.category = category
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Transcoded:
+    num_samples: int
+    orig_sample_rate: int
+    orig_channels: int
+    orig_codec: str
+    orig_container: str
+    orig_sample_format: str
+    rms_dbfs: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_samples / SAMPLE_RATE
+
+
+def sha256_file(path: str) -> tuple[str, int]:
+    """(hex digest, size in bytes) of a local file, read in blocks."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_BLOCK), b""):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+def dbfs(sum_squares: float, n: int) -> float:
+    """RMS level in dB relative to full scale; -inf for digital silence."""
+    if n <= 0 or sum_squares <= 0:
+        return -math.inf
+    return 10.0 * math.log10(sum_squares / n)
+
+
+def _layout_name(cc: Any) -> tuple[int, str | None]:
+    layout = getattr(cc, "layout", None)
+    channels = int(getattr(layout, "nb_channels", 0) or getattr(cc, "channels", 0) or 0)
+    return channels, getattr(layout, "name", None)
+
+
+def transcode_to_flac(
+    src: str,
+    dst: str,
+    *,
+    min_duration_s: float,
+    max_duration_s: float,
+) -> Transcoded:
+    """Decode `src` to 16 kHz mono 16-bit FLAC at `dst` (written atomically).
+
+    Raises AudioRejected (undecodable, no_audio, too_short, too_long).
+    """
+    import av
+    import soundfile as sf
+
+    try:
+        container = av.open(src, metadata_errors="ignore")
+    except Exception as e:  # PyAV raises many FFmpeg error types
+        raise AudioRejected(
+            Category.UNDECODABLE, "not a media file PyAV can open", f"{type(e).__name__}: {e}"
+        ) from None
+    tmp_path = None
+    try:
+        if not container.streams.audio:
+            raise AudioRejected(Category.NO_AUDIO, "the file has no audio stream")
+        stream = container.streams.audio[0]
+        cc = stream.codec_context
+        channels, _layout = _layout_name(cc)
+        orig_rate = int(cc.sample_rate or stream.rate or 0)
+        codec = str(cc.name or "unknown")
+        fmt_name = str(container.format.name or "unknown")
+        sample_fmt = str(cc.format.name if cc.format is not None else "unknown")
+        declared = container.duration / 1e6 if container.duration else None
+        if declared is not None and declared > max_duration_s * 1.05 + 1:
+            raise AudioRejected(
+                Category.TOO_LONG,
+                f"declared duration {declared:.0f} s is over the {max_duration_s:.0f} s limit",
+            )
+        os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+        fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".flac", dir=os.path.dirname(dst))
+        os.close(fd)
+        max_samples = int(max_duration_s * SAMPLE_RATE)
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        n = 0
+        sq = 0.0
+        with sf.SoundFile(
+            tmp_path, "w", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16", format="FLAC"
+        ) as out:
+
+            def write(frames: list[Any]) -> None:
+                nonlocal n, sq
+                for rf in frames:
+                    pcm = rf.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+                    out.write(pcm)
+                    n += pcm.size
+                    f = pcm.astype(np.float64) / 32768.0
+                    sq += float(np.dot(f, f))
+                if n > max_samples:
+                    raise AudioRejected(
+                        Category.TOO_LONG,
+                        f"longer than the {max_duration_s:.0f} s limit (audio.max_duration_s)",
+                    )
+
+            try:
+                for frame in container.decode(stream):
+                    frame.pts = None
+                    write(resampler.resample(frame))
+                write(resampler.resample(None))
+            except AudioRejected:
+                raise
+            except Exception as e:
+                raise AudioRejected(
+                    Category.UNDECODABLE,
+                    "decoding failed (corrupt or truncated media)",
+                    f"{type(e).__name__}: {e}",
+                ) from None
+        if orig_rate <= 0 or n == 0:
+            raise AudioRejected(Category.UNDECODABLE, "no audio samples could be decoded")
+        if n < min_duration_s * SAMPLE_RATE:
+            raise AudioRejected(
+                Category.TOO_SHORT,
+                f"{n / SAMPLE_RATE:.2f} s is under the {min_duration_s} s minimum",
+            )
+        os.replace(tmp_path, dst)
+        tmp_path = None
+        return Transcoded(
+            num_samples=n,
+            orig_sample_rate=orig_rate,
+            orig_channels=channels,
+            orig_codec=codec,
+            orig_container=fmt_name,
+            orig_sample_format=sample_fmt,
+            rms_dbfs=dbfs(sq, n),
+        )
+    finally:
+        container.close()
+        if tmp_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_path)
+
+
+def read_span(path: str, start: int = 0, stop: int | None = None) -> npt.NDArray[np.float32]:
+    """Samples [start, stop) of a stored FLAC as float32 in [-1, 1]."""
+    import soundfile as sf
+
+    with sf.SoundFile(path) as f:
+        if f.samplerate != SAMPLE_RATE or f.channels != 1:
+            raise ValueError(f"{path}: expected 16 kHz mono, got {f.samplerate} Hz x{f.channels}")
+        f.seek(start)
+        frames = -1 if stop is None else max(0, stop - start)
+        data = f.read(frames, dtype="float32", always_2d=False)
+    return np.asarray(data, dtype=np.float32)

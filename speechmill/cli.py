@@ -1,0 +1,406 @@
+"""The `speechmill` command.
+
+speechmill run CONFIG [--root R] [--set a.b=v ...] [-- BEAM_OPTIONS...]
+speechmill tables | query | views | rejects | gc  --root R
+speechmill config check|show CONFIG
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from speechmill import __version__
+from speechmill.errors import SpeechmillError
+
+DEFAULT_ROOT = "./data"
+
+EPILOG = """\
+Quick start:
+  speechmill config check configs/local-folder.yaml
+  speechmill run configs/local-folder.yaml --root ./data
+  speechmill tables --root ./data
+  speechmill query --root ./data "select count(*), sum(duration_s)/3600 from recordings"
+  speechmill gc --root ./data
+
+Every command takes --root (default: the config's store.root, else ./data).
+Options after `--` go to Apache Beam unchanged (e.g. -- --runner=DaskRunner).
+Docs: docs/index.md
+"""
+
+
+def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    argv = list(argv)
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1 :]
+    return argv, []
+
+
+def _add_config_args(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    if optional:
+        p.add_argument("--config", "-c", help="config YAML (for its store.root)")
+    else:
+        p.add_argument("config", help="config YAML file")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set asr.beam_size=10 (repeatable)",
+    )
+
+
+def _add_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", help="dataset root (local path, gs:// or s3://)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speechmill",
+        description="Build speech training corpora with Apache Beam: crawl, transcribe "
+        "(N-best), align, filter, relabel; Parquet tables you query with DuckDB.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"speechmill {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("config", help="check or show a config")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION")
+    for name, text in (("check", "validate a config"), ("show", "print the effective config")):
+        cp = csub.add_parser(name, help=text)
+        _add_config_args(cp)
+
+    p = sub.add_parser(
+        "run",
+        help="run the corpus pipeline (decode, VAD, Whisper N-best) and commit",
+        description="Discover the config's sources, skip what committed runs already hold, "
+        "process the rest and commit one run (or one per runner.commit_every items).",
+    )
+    _add_config_args(p)
+    _add_root(p)
+    p.add_argument("--runner", help="Beam runner (shorthand for --set runner.name=...)")
+    p.add_argument("--model", help="ASR model (shorthand for --set asr.model=...)")
+    p.add_argument("--no-progress", action="store_true", help="no live progress line")
+
+    p = sub.add_parser("tables", help="tables, row counts and committed runs")
+    _add_root(p)
+    _add_config_args(p, optional=True)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser(
+        "query",
+        help="run SQL over the committed tables (DuckDB views)",
+        description="Views: one per table (latest committed row per primary key) and "
+        "<table>_history (every committed row).",
+    )
+    _add_root(p)
+    _add_config_args(p, optional=True)
+    p.add_argument("sql", help="a SQL query")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    p = sub.add_parser("views", help="print the CREATE VIEW SQL (for the duckdb CLI)")
+    _add_root(p)
+    _add_config_args(p, optional=True)
+
+    p = sub.add_parser("rejects", help="what was dropped and why, with hours")
+    _add_root(p)
+    _add_config_args(p, optional=True)
+    p.add_argument("--by", choices=["category", "reason", "stage", "source"], default="category")
+
+    p = sub.add_parser("summary", help="summary of committed runs (default: the latest)")
+    _add_root(p)
+    _add_config_args(p, optional=True)
+    p.add_argument("--run", action="append", default=[], help="run id (repeatable)")
+
+    p = sub.add_parser("gc", help="remove files no commit lists (debris of failed runs)")
+    _add_root(p)
+    _add_config_args(p, optional=True)
+    p.add_argument("--dry-run", action="store_true", help="list, don't delete")
+    p.add_argument(
+        "--grace-hours",
+        type=float,
+        default=24.0,
+        help="runs started on another host are presumed alive this long (default 24)",
+    )
+    return parser
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _load(args: argparse.Namespace, extra: Sequence[str] = ()) -> Any:
+    from speechmill.config import load_config
+
+    return load_config(args.config, [*args.overrides, *extra])
+
+
+def _root(args: argparse.Namespace) -> str:
+    if getattr(args, "root", None):
+        return str(args.root)
+    if getattr(args, "config", None):
+        return str(_load(args).store.root)
+    return DEFAULT_ROOT
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from speechmill.store import Store
+
+    return Store(_root(args))
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Any = None) -> None:
+    out = out or sys.stdout
+
+    def fmt(v: Any) -> str:
+        if v is None:
+            return "NULL"
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1e6 else f"{v:.6g}"
+        s = str(v)
+        return s if len(s) <= 80 else s[:77] + "..."
+
+    cells = [[fmt(v) for v in r] for r in rows]
+    widths = [len(h) for h in headers]
+    for r in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, r, strict=True)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out.write(line.rstrip() + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for r in cells:
+        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, dt.datetime | dt.date):
+        return v.isoformat()
+    return str(v)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if args.config_command == "show":
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    else:
+        names = ", ".join(cfg.source_names()) or "none"
+        print(f"{args.config}: OK ({len(cfg.sources)} sources: {names}; root {cfg.store.root})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from speechmill.pipelines.corpus import run_corpus
+    from speechmill.pipelines.summary import summarize
+
+    extra = []
+    if args.runner:
+        extra.append(f"runner.name={args.runner}")
+    if args.model:
+        extra.append(f"asr.model={args.model}")
+    cfg = _load(args, extra)
+    root = args.root or cfg.store.root
+    t0 = time.monotonic()
+    result = run_corpus(cfg, root=root, beam_args=beam_args, progress=not args.no_progress)
+    from speechmill.store import Store
+
+    store = Store(root)
+    if not result.markers:
+        print(
+            f"nothing new: {result.skipped} of {result.discovered} items are already "
+            f"committed in {store.root}"
+        )
+        return 0
+    summary = summarize(store, result.run_ids)
+    print(summary.format())
+    if result.skipped:
+        print(f"skipped        {result.skipped} items already committed")
+    print(f"dataset        {store.root}  ({time.monotonic() - t0:.1f} s)")
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from speechmill.schemas import TABLES
+    from speechmill.store import connect
+
+    store = _store(args)
+    markers = store.markers()
+    con = connect(store, markers=markers)
+    counts = {}
+    for name in TABLES:
+        row = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
+        counts[name] = int(row[0]) if row else 0
+    if args.json:
+        print(
+            json.dumps(
+                {"root": store.root, "tables": counts, "runs": [m.run_id for m in markers]},
+                indent=1,
+            )
+        )
+        return 0
+    print(f"dataset {store.root}: {len(markers)} committed runs")
+    print_table(
+        ["table", "rows", "primary key"],
+        [(n, counts[n], ", ".join(TABLES[n].primary_key)) for n in TABLES],
+    )
+    if markers:
+        print()
+        rows = [
+            (
+                m.run_id,
+                m.pipeline,
+                m.committed_at.strftime("%Y-%m-%d %H:%M:%S"),
+                sum(f.rows for f in m.files if f.table == "segments"),
+                sum(f.rows for f in m.files if f.table == "rejects"),
+            )
+            for m in markers
+        ]
+        print_table(["run", "pipeline", "committed (UTC)", "segments", "rejects"], rows)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from speechmill.store import connect
+
+    con = connect(_store(args))
+    try:
+        cur = con.execute(args.sql)
+    except duckdb.Error as e:
+        raise SpeechmillError(f"query failed: {e}") from None
+    headers = [d[0] for d in cur.description] if cur.description else []
+    rows = cur.fetchall()
+    if args.format == "json":
+        print(json.dumps([dict(zip(headers, r, strict=True)) for r in rows], default=_json_default))
+    elif args.format == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(headers)
+        w.writerows(rows)
+    else:
+        print_table(headers, rows)
+    return 0
+
+
+def cmd_views(args: argparse.Namespace) -> int:
+    from speechmill.store import view_sql
+
+    sys.stdout.write(view_sql(_store(args)))
+    return 0
+
+
+def cmd_rejects(args: argparse.Namespace) -> int:
+    from speechmill.store import connect
+
+    col = {"category": "category", "reason": "reason", "stage": "stage", "source": "source_id"}[
+        args.by
+    ]
+    con = connect(_store(args))
+    rows = con.execute(
+        f"SELECT {col}, count(*) AS items, round(coalesce(sum(duration_s), 0) / 3600, 4) AS hours,"
+        f" count(*) FILTER (WHERE retryable) AS retryable FROM rejects GROUP BY 1 ORDER BY 2 DESC"
+    ).fetchall()
+    print_table([args.by, "items", "hours", "retryable"], rows)
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from speechmill.pipelines.summary import summarize
+
+    store = _store(args)
+    runs = args.run or [m.run_id for m in store.markers()[-1:]]
+    print(summarize(store, runs).format())
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from speechmill.store import collect_garbage
+
+    store = _store(args)
+    report = collect_garbage(
+        store, dry_run=args.dry_run, grace=dt.timedelta(hours=args.grace_hours)
+    )
+    verb = "would remove" if args.dry_run else "removed"
+    for rel in report.removed:
+        print(f"{verb} {rel}")
+    print(
+        f"{verb} {len(report.removed)} files ({report.bytes_freed / 1e6:.1f} MB) from {store.root}"
+        + (
+            f"; kept {len(report.kept_active)} files of runs in progress"
+            if report.kept_active
+            else ""
+        )
+    )
+    return 0
+
+
+class _DropNoise(logging.Filter):
+    """Beam logs harmless import-time warnings on every start; hide them unless -v."""
+
+    NOISE = ("apitools not found", "Resource module is not available", "No iterator is returned")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not any(n in msg for n in self.NOISE)
+
+
+def quiet_beam() -> None:
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    for h in logging.getLogger().handlers:
+        h.addFilter(_DropNoise())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    own, beam_args = _split_beam_args(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(own)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        quiet_beam()
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "config":
+            if not getattr(args, "config_command", None):
+                parser.parse_args(["config", "--help"])
+            return cmd_config(args)
+        if args.command == "run":
+            return cmd_run(args, beam_args)
+        handlers = {
+            "tables": cmd_tables,
+            "query": cmd_query,
+            "views": cmd_views,
+            "rejects": cmd_rejects,
+            "summary": cmd_summary,
+            "gc": cmd_gc,
+        }
+        return handlers[args.command](args)
+    except SpeechmillError as e:
+        print(f"speechmill: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "speechmill: interrupted; nothing was committed for the unfinished run", file=sys.stderr
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

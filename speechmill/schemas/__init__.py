@@ -1,0 +1,33 @@
+"""Record types and their declared Arrow schemas (one declaration per table)."""
+
+from speechmill.schemas.base import REGISTRY, Column, TableSpec, spec_of
+from speechmill.schemas.corpus import Attribution, NBestList, Recording, Segment, SourceItem
+from speechmill.schemas.rejects import CATEGORY_DOCS, Category, Reject
+from speechmill.schemas.runs import RunRecord
+
+SCHEMA_VERSION = 1
+"""Bumped on any change to any table; docs/schema.md keeps the release notes."""
+
+SCHEMA_NOTES: dict[int, str] = {
+    1: "First release: sources, recordings, segments, hypotheses, rejects, runs.",
+}
+
+TABLES: dict[str, TableSpec] = REGISTRY
+
+__all__ = [
+    "CATEGORY_DOCS",
+    "SCHEMA_NOTES",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "Attribution",
+    "Category",
+    "Column",
+    "NBestList",
+    "Recording",
+    "Reject",
+    "RunRecord",
+    "Segment",
+    "SourceItem",
+    "TableSpec",
+    "spec_of",
+]

@@ -1,0 +1,108 @@
+"""Remove files no commit lists: the debris of failed or killed runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from dataclasses import dataclass, field
+
+from speechmill.store import fs
+from speechmill.store.store import Store, utcnow
+from speechmill.store.views import connect
+
+
+@dataclass
+class GcReport:
+    removed: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    kept_active: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def live_runs(store: Store, grace: dt.timedelta) -> dict[str, dt.datetime]:
+    """Runs whose intent says they may still be writing: run_id -> started_at."""
+    host = socket.gethostname()
+    now = utcnow()
+    live: dict[str, dt.datetime] = {}
+    for intent in store.active_runs():
+        try:
+            started = dt.datetime.fromisoformat(intent["started_at"])
+            run_id = str(intent["run_id"])
+        except (KeyError, ValueError):
+            continue
+        if intent.get("host") == host:
+            alive = _pid_alive(int(intent.get("pid", -1)))
+        else:
+            alive = now - started < grace
+        if alive:
+            live[run_id] = started
+    return live
+
+
+def collect_garbage(
+    store: Store, *, dry_run: bool = False, grace: dt.timedelta = dt.timedelta(hours=24)
+) -> GcReport:
+    """Delete table files no marker lists and media no committed recording references.
+
+    Files of live runs (an intent file whose process is alive on this host, or
+    younger than `grace` on another host) are kept.
+    """
+    report = GcReport(dry_run=dry_run)
+    markers = store.markers()
+    listed = {f.path for m in markers for f in m.files}
+    committed = {m.run_id for m in markers}
+    live = live_runs(store, grace)
+    referenced_media: set[str] = set()
+    if markers:
+        con = connect(store, markers=markers)
+        try:
+            referenced_media = {
+                r[0] for r in con.execute("SELECT audio_uri FROM recordings_history").fetchall()
+            }
+        finally:
+            con.close()
+    oldest_live = min(live.values()) if live else None
+
+    doomed: list[fs.FileInfo] = []
+    for info in fs.walk(store.path("tables")):
+        rel = fs.relative(store.root, info.path)
+        if rel in listed:
+            continue
+        run = next((p[4:] for p in rel.split("/") if p.startswith("run=")), None)
+        if run in live:
+            report.kept_active.append(rel)
+            continue
+        doomed.append(info)
+    for info in fs.walk(store.path("media")):
+        rel = fs.relative(store.root, info.path)
+        if rel in referenced_media:
+            continue
+        if oldest_live is not None and (
+            info.mtime is None or info.mtime >= oldest_live.timestamp() - 60
+        ):
+            report.kept_active.append(rel)
+            continue
+        doomed.append(info)
+    for intent in store.active_runs():
+        run_id = str(intent.get("run_id", ""))
+        if run_id not in live or run_id in committed:
+            doomed.append(fs.FileInfo(store.active_path(run_id), 0, None))
+
+    report.removed = sorted(fs.relative(store.root, i.path) for i in doomed)
+    report.bytes_freed = sum(i.size for i in doomed)
+    if not dry_run and doomed:
+        fs.delete([i.path for i in doomed])
+        fs.prune_empty_dirs(store.path("tables"))
+        fs.prune_empty_dirs(store.path("media"))
+    return report

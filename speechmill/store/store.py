@@ -1,0 +1,284 @@
+"""A dataset root: layout, runs, commit markers.
+
+    <root>/media/<ab>/<cd>/<recording_id>.flac          write-once audio
+    <root>/tables/<table>/run=<run_id>/part-*.parquet    a run's data files
+    <root>/runs/<run_id>.json                           commit marker, written last
+    <root>/runs/_active/<run_id>.json                   intent: a run in progress
+
+A run is visible only once its marker exists. The marker lists every data file
+of the run with its row count; readers read exactly those files. Files that no
+marker lists are debris of failed runs (see `gc`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from speechmill.errors import StoreError
+from speechmill.schemas import SCHEMA_VERSION, TABLES, RunRecord
+from speechmill.store import fs
+
+MARKER_FORMAT = 1
+RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}(-p\d{3,})?$")
+RECORDING_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class DataFile:
+    table: str
+    path: str  # relative to the root, always with "/"
+    rows: int
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A commit marker: the proof that a run (or a part of one) is committed."""
+
+    run_id: str
+    pipeline: str
+    started_at: dt.datetime
+    committed_at: dt.datetime
+    code_version: str
+    schema_version: int
+    config_hash: str
+    config: Mapping[str, Any]
+    model_hashes: Mapping[str, str]
+    parent_runs: tuple[str, ...]
+    runner: str
+    files: tuple[DataFile, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": MARKER_FORMAT,
+                "run_id": self.run_id,
+                "pipeline": self.pipeline,
+                "started_at": self.started_at.isoformat(),
+                "committed_at": self.committed_at.isoformat(),
+                "code_version": self.code_version,
+                "schema_version": self.schema_version,
+                "config_hash": self.config_hash,
+                "config": self.config,
+                "model_hashes": dict(self.model_hashes),
+                "parent_runs": list(self.parent_runs),
+                "runner": self.runner,
+                "files": [{"table": f.table, "path": f.path, "rows": f.rows} for f in self.files],
+                "extra": dict(self.extra),
+            },
+            indent=1,
+            sort_keys=True,
+        )
+
+    @staticmethod
+    def from_json(text: str, origin: str) -> Marker:
+        try:
+            d = json.loads(text)
+            if d.get("format") != MARKER_FORMAT:
+                raise StoreError(f"{origin}: unknown marker format {d.get('format')!r}")
+            run_id = str(d["run_id"])
+            if not RUN_ID_RE.match(run_id):
+                raise StoreError(f"{origin}: malformed run id {run_id!r}")
+            files = tuple(
+                DataFile(str(f["table"]), _safe_rel(str(f["path"]), origin), int(f["rows"]))
+                for f in d["files"]
+            )
+            return Marker(
+                run_id=run_id,
+                pipeline=str(d["pipeline"]),
+                started_at=dt.datetime.fromisoformat(d["started_at"]),
+                committed_at=dt.datetime.fromisoformat(d["committed_at"]),
+                code_version=str(d["code_version"]),
+                schema_version=int(d["schema_version"]),
+                config_hash=str(d["config_hash"]),
+                config=d["config"],
+                model_hashes={str(k): str(v) for k, v in d["model_hashes"].items()},
+                parent_runs=tuple(str(x) for x in d["parent_runs"]),
+                runner=str(d["runner"]),
+                files=files,
+                extra=d.get("extra", {}),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise StoreError(f"{origin}: unreadable commit marker ({e})") from None
+
+
+def _safe_rel(path: str, origin: str) -> str:
+    parts = path.split("/")
+    if path.startswith("/") or ".." in parts or not path.startswith("tables/"):
+        raise StoreError(f"{origin}: file path {path!r} escapes the dataset root")
+    return path
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    """A run in progress: its id, when it started, what it builds on."""
+
+    run_id: str
+    pipeline: str
+    started_at: dt.datetime
+
+
+class Store:
+    """One dataset root."""
+
+    def __init__(self, root: str) -> None:
+        if not root:
+            raise StoreError("the dataset root is empty: pass --root or set store.root")
+        self.root = fs.absolute(root)
+
+    # ------------------------------------------------------------------ layout
+    def path(self, rel: str) -> str:
+        return fs.join(self.root, *rel.split("/"))
+
+    @staticmethod
+    def media_rel(recording_id: str) -> str:
+        if not RECORDING_ID_RE.match(recording_id):
+            raise StoreError(f"not a recording id: {recording_id!r}")
+        return f"media/{recording_id[:2]}/{recording_id[2:4]}/{recording_id}.flac"
+
+    def run_table_dir(self, table: str, run_id: str) -> str:
+        if table not in TABLES:
+            raise StoreError(f"unknown table {table!r}")
+        return self.path(f"tables/{table}/run={run_id}")
+
+    def marker_path(self, run_id: str) -> str:
+        return self.path(f"runs/{run_id}.json")
+
+    def active_path(self, run_id: str) -> str:
+        return self.path(f"runs/_active/{run_id}.json")
+
+    # ------------------------------------------------------------------ runs
+    def begin(self, pipeline: str, run_id: str | None = None) -> RunHandle:
+        """Record the intent to run (gc leaves a live run's files alone)."""
+        handle = RunHandle(run_id or new_run_id(), pipeline, utcnow())
+        intent = {
+            "run_id": handle.run_id,
+            "pipeline": pipeline,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": handle.started_at.isoformat(),
+        }
+        fs.makedirs(self.path("runs/_active"))
+        fs.write_bytes_atomic(self.active_path(handle.run_id), json.dumps(intent).encode())
+        return handle
+
+    def end(self, handle: RunHandle) -> None:
+        """Drop the intent (after commit or failure)."""
+        fs.delete([self.active_path(handle.run_id)])
+
+    def active_runs(self) -> list[dict[str, Any]]:
+        out = []
+        for info in fs.walk(self.path("runs/_active")):
+            try:
+                out.append(json.loads(fs.read_bytes(info.path)) | {"_mtime": info.mtime})
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def run_files(self, run_id: str) -> list[DataFile]:
+        """The data files a finished pipeline wrote for this run (its own directories)."""
+        files = []
+        for name in TABLES:
+            d = self.run_table_dir(name, run_id)
+            for info in sorted(fs.walk(d), key=lambda i: i.path):
+                rel = fs.relative(self.root, info.path)
+                if not rel.endswith(".parquet") or "/beam-temp" in rel or "/." in rel:
+                    continue
+                with fs.open_read(info.path) as f:
+                    rows = pq.ParquetFile(f).metadata.num_rows
+                files.append(DataFile(name, rel, rows))
+        return files
+
+    def commit(
+        self,
+        handle: RunHandle,
+        *,
+        config: Mapping[str, Any],
+        config_hash: str,
+        code_version: str,
+        model_hashes: Mapping[str, str],
+        parent_runs: Sequence[str],
+        runner: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Marker:
+        """Write the run's `runs` row, then its marker (last). Returns the marker."""
+        if fs.exists(self.marker_path(handle.run_id)):
+            raise StoreError(f"run {handle.run_id} is already committed")
+        files = [f for f in self.run_files(handle.run_id) if f.table != "runs"]
+        committed_at = utcnow()
+        rows: dict[str, int] = {}
+        for f in files:
+            rows[f.table] = rows.get(f.table, 0) + f.rows
+        record = RunRecord(
+            run_id=handle.run_id,
+            pipeline=handle.pipeline,
+            started_at=handle.started_at,
+            committed_at=committed_at,
+            wall_s=(committed_at - handle.started_at).total_seconds(),
+            code_version=code_version,
+            schema_version=SCHEMA_VERSION,
+            config_hash=config_hash,
+            config_json=json.dumps(config, sort_keys=True),
+            model_hashes_json=json.dumps(dict(model_hashes), sort_keys=True),
+            parent_runs=list(parent_runs),
+            runner=runner,
+            num_files=len(files) + 1,
+            rows_json=json.dumps(rows, sort_keys=True),
+        )
+        spec = TABLES["runs"]
+        runs_rel = f"tables/runs/run={handle.run_id}/part-00000-of-00001.parquet"
+        sink = pa.BufferOutputStream()
+        pq.write_table(spec.to_table([record]), sink)
+        fs.write_bytes_atomic(self.path(runs_rel), sink.getvalue().to_pybytes())
+        files.append(DataFile("runs", runs_rel, 1))
+        marker = Marker(
+            run_id=handle.run_id,
+            pipeline=handle.pipeline,
+            started_at=handle.started_at,
+            committed_at=committed_at,
+            code_version=code_version,
+            schema_version=SCHEMA_VERSION,
+            config_hash=config_hash,
+            config=config,
+            model_hashes=dict(model_hashes),
+            parent_runs=tuple(parent_runs),
+            runner=runner,
+            files=tuple(files),
+            extra=dict(extra or {}),
+        )
+        fs.write_bytes_atomic(self.marker_path(handle.run_id), marker.to_json().encode())
+        return marker
+
+    def markers(self) -> list[Marker]:
+        """Committed runs in commit order."""
+        out = []
+        for info in fs.walk(self.path("runs")):
+            rel = fs.relative(self.root, info.path)
+            name = rel.split("/")[-1]
+            if rel.count("/") != 1 or not name.endswith(".json"):
+                continue
+            if not RUN_ID_RE.match(name[: -len(".json")]):
+                continue
+            out.append(Marker.from_json(fs.read_bytes(info.path).decode(), rel))
+        out.sort(key=lambda m: (m.committed_at, m.run_id))
+        return out

@@ -1,0 +1,111 @@
+"""DuckDB views over committed files only.
+
+`view_sql(store)` renders CREATE VIEW statements that read exactly the files
+the commit markers list; the same text opens the views from Python
+(`connect(root)`), from `speechmill query`, and from the `duckdb` CLI
+(`speechmill views --root R > views.sql; duckdb -init views.sql`).
+
+For each table `t`:
+  * `t`          the latest committed row per primary key (later commits win);
+  * `t_history`  every committed row of every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
+
+from speechmill.schemas import TABLES, TableSpec
+from speechmill.store.store import Marker, Store
+
+
+def duckdb_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "VARCHAR"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_int32(t):
+        return "INTEGER"
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    if pa.types.is_float32(t):
+        return "FLOAT"
+    if pa.types.is_float64(t):
+        return "DOUBLE"
+    if pa.types.is_date32(t):
+        return "DATE"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    if pa.types.is_binary(t):
+        return "BLOB"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return duckdb_type(t.value_type) + "[]"
+    if pa.types.is_struct(t):
+        inner = ", ".join(f"{_ident(f.name)} {duckdb_type(f.type)}" for f in t)
+        return f"STRUCT({inner})"
+    raise TypeError(f"no DuckDB type for {t}")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _empty_select(spec: TableSpec) -> str:
+    cols = ", ".join(
+        f"CAST(NULL AS {duckdb_type(c.type)}) AS {_ident(c.name)}" for c in spec.columns
+    )
+    return f"SELECT {cols} WHERE false"
+
+
+def _table_sql(store: Store, spec: TableSpec, markers: Sequence[Marker]) -> list[str]:
+    files: list[str] = []
+    seq: list[tuple[str, int]] = []
+    for i, m in enumerate(markers):
+        mine = [f.path for f in m.files if f.table == spec.name]
+        if mine:
+            files.extend(store.path(p) for p in mine)
+            seq.append((m.run_id, i))
+    name = _ident(spec.name)
+    history = _ident(spec.name + "_history")
+    if not files:
+        empty = _empty_select(spec)
+        return [
+            f"CREATE OR REPLACE VIEW {history} AS {empty};",
+            f"CREATE OR REPLACE VIEW {name} AS {empty};",
+        ]
+    file_list = "[" + ", ".join(_lit(f) for f in files) + "]"
+    runs = ", ".join(f"({_lit(r)}, {i})" for r, i in seq)
+    pk = ", ".join(f"d.{_ident(k)}" for k in spec.primary_key)
+    read = f"read_parquet({file_list}, union_by_name = true, hive_partitioning = false)"
+    return [
+        f"CREATE OR REPLACE VIEW {history} AS SELECT * FROM {read};",
+        f"CREATE OR REPLACE VIEW {name} AS SELECT * EXCLUDE (_sm_seq, _sm_rank) FROM ("
+        f"SELECT d.*, r._sm_seq, row_number() OVER (PARTITION BY {pk} ORDER BY r._sm_seq DESC)"
+        f" AS _sm_rank FROM {history} AS d JOIN (VALUES {runs}) AS r(_sm_run, _sm_seq)"
+        f" ON d.run_id = r._sm_run) WHERE _sm_rank = 1;",
+    ]
+
+
+def view_sql(store: Store, markers: Sequence[Marker] | None = None) -> str:
+    """CREATE VIEW statements for every declared table (and its history)."""
+    markers = store.markers() if markers is None else markers
+    lines = [f"-- speechmill views over {store.root} ({len(markers)} committed runs)"]
+    for spec in TABLES.values():
+        lines.extend(_table_sql(store, spec, markers))
+    return "\n".join(lines) + "\n"
+
+
+def connect(
+    root: str | Store, database: str = ":memory:", markers: Sequence[Marker] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the views of a dataset root."""
+    store = root if isinstance(root, Store) else Store(root)
+    con = duckdb.connect(database)
+    con.execute(view_sql(store, markers))
+    return con

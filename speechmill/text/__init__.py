@@ -1,0 +1,1 @@
+"""Text utilities: normalisers and error-rate metrics (pure functions)."""

@@ -1,0 +1,104 @@
+"""Helpers every stage's DoFns share: reject rows, counters, the fault hook, progress."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from speechmill.config import FaultInjection
+from speechmill.schemas import Category, Reject
+
+REJECTS = "rejects"
+SOURCES = "sources"
+HYPOTHESES = "hypotheses"
+
+
+def reject(
+    *,
+    item_id: str,
+    item_kind: str,
+    stage: str,
+    category: Category,
+    reason: str,
+    run_id: str,
+    parent_id: str | None = None,
+    source_id: str | None = None,
+    detail: str | None = None,
+    duration_s: float | None = None,
+    retryable: bool = False,
+) -> beam.pvalue.TaggedOutput:
+    """A tagged `rejects` row, and the Beam counter `<stage>/<category>`."""
+    Metrics.counter("speechmill", f"{stage}/{category.value}").inc()
+    return beam.pvalue.TaggedOutput(
+        REJECTS,
+        Reject(
+            item_id=item_id,
+            item_kind=item_kind,
+            parent_id=parent_id,
+            source_id=source_id,
+            stage=stage,
+            category=category.value,
+            reason=reason,
+            detail=(detail or None) and detail[:2000],
+            duration_s=duration_s,
+            retryable=retryable,
+            run_id=run_id,
+        ),
+    )
+
+
+def internal_detail(e: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(e), e)).strip()
+
+
+class FaultHook:
+    """Crashes a stage after N items when the config's test hook asks for it."""
+
+    def __init__(self, fault: FaultInjection | None, stage: str) -> None:
+        self._armed = fault is not None and fault.stage == stage
+        self._fault = fault
+        self._seen = 0
+
+    def tick(self) -> None:
+        if not self._armed or self._fault is None:
+            return
+        self._seen += 1
+        if self._seen > self._fault.after_items:
+            if self._fault.mode == "exit":
+                sys.stderr.write(f"speechmill test hook: exiting inside {self._fault.stage}\n")
+                sys.stderr.flush()
+                os._exit(3)
+            raise RuntimeError(f"speechmill test hook: crash inside {self._fault.stage}")
+
+
+class Progress:
+    """Live progress on the DirectRunner: one line every few seconds on stderr."""
+
+    def __init__(self, enabled: bool, label: str, interval_s: float = 3.0) -> None:
+        self.enabled = enabled
+        self.label = label
+        self.interval_s = interval_s
+        self.items = 0
+        self.audio_s = 0.0
+        self._t0 = time.monotonic()
+        self._last = 0.0
+
+    def add(self, audio_s: float) -> None:
+        if not self.enabled:
+            return
+        self.items += 1
+        self.audio_s += audio_s
+        now = time.monotonic()
+        if now - self._last >= self.interval_s:
+            self._last = now
+            wall = max(now - self._t0, 1e-9)
+            sys.stderr.write(
+                f"\r  {self.label}: {self.items} items, {self.audio_s / 60:.1f} min audio, "
+                f"{self.audio_s / wall:.1f}x RT   "
+            )
+            sys.stderr.flush()

@@ -1,0 +1,87 @@
+"""Speech regions -> chunks of at most 30 s, and the ids derived from offsets."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """[start, end) in samples at 16 kHz."""
+
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+def normalize_regions(regions: Iterable[Span], total: int) -> list[Span]:
+    """Clamp to [0, total), drop empty ones, sort, and merge overlaps."""
+    out: list[Span] = []
+    for r in sorted(Span(max(0, r.start), min(total, r.end)) for r in regions):
+        if r.end <= r.start:
+            continue
+        if out and r.start <= out[-1].end:
+            out[-1] = Span(out[-1].start, max(out[-1].end, r.end))
+        else:
+            out.append(r)
+    return out
+
+
+def split_long(span: Span, max_len: int) -> list[Span]:
+    """Split a span into equal parts no longer than max_len."""
+    if span.length <= max_len:
+        return [span]
+    parts = -(-span.length // max_len)
+    bounds = [span.start + (span.length * i) // parts for i in range(parts + 1)]
+    return [Span(a, b) for a, b in itertools.pairwise(bounds)]
+
+
+def plan_chunks(
+    regions: Sequence[Span],
+    *,
+    total: int,
+    max_len: int,
+    merge_gap: int,
+    min_len: int,
+) -> tuple[list[Span], list[Span]]:
+    """Greedily merge speech regions into chunks (kept, too_short).
+
+    Regions closer than `merge_gap` are merged while the chunk stays within
+    `max_len`; longer regions are split evenly. Chunks shorter than `min_len`
+    are returned separately so they can be rejected, not dropped.
+    """
+    if max_len <= 0:
+        raise ValueError("max_len must be positive")
+    pieces = [p for r in normalize_regions(regions, total) for p in split_long(r, max_len)]
+    chunks: list[Span] = []
+    cur: Span | None = None
+    for p in pieces:
+        if cur is not None and p.start - cur.end <= merge_gap and p.end - cur.start <= max_len:
+            cur = Span(cur.start, p.end)
+            continue
+        if cur is not None:
+            chunks.append(cur)
+        cur = p
+    if cur is not None:
+        chunks.append(cur)
+    kept = [c for c in chunks if c.length >= min_len]
+    short = [c for c in chunks if c.length < min_len]
+    return kept, short
+
+
+def local_media_id(abs_path: str) -> str:
+    """`local:` + 24 hex digits of sha256 of the absolute path."""
+    return "local:" + hashlib.sha256(abs_path.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+
+
+def segment_id(recording_id: str, span: Span) -> str:
+    """`<recording_id[:24]>-<start>-<end>`: the same chunk always gets the same id."""
+    return f"{recording_id[:24]}-{span.start}-{span.end}"

@@ -1,0 +1,246 @@
+"""The N-best recipe: distinct-after-normalisation lists, topped up by replayable sampling.
+
+One beam search per item returns `beam_size` hypotheses. They are normalised,
+de-duplicated (the best-scoring raw form of each normalised text is kept) and
+the top N kept. Only if fewer than N remain, sampled decodes from the same
+encoder output are added, never repeats.
+
+Sampling is *replayable*: the token at position `p` of sample `s` is drawn by
+inverse-CDF from the model's distribution at temperature T with the uniform
+number `u(s, p)` = a hash of (sample seed, position). The sampler only needs a
+teacher-forced decode (`ForcedDecode`): the model returns the greedy
+continuation of a prefix with the logits of every position; the sampler walks
+those positions, draws its own token, and re-decodes from the first position
+where its draw differs from the greedy token. The result is exact ancestral
+sampling, identical for the same (item, seed) whatever batch the item is in,
+and the log-probabilities at temperature 1 come from the same logits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+BEAM = "beam"
+SAMPLE = "sample"
+
+# Logits at or below this are masked (suppressed tokens come back as -FLT_MAX).
+MASKED = -1e30
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One decoded hypothesis with its score (natural log, temperature 1)."""
+
+    tokens: tuple[int, ...]
+    text: str
+    sum_logprob: float
+    method: str = BEAM
+    temperature: float | None = None
+    seed: int | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def avg_logprob(self) -> float:
+        """sum_logprob / (tokens + 1): the end-of-text token is part of the sum."""
+        return self.sum_logprob / (len(self.tokens) + 1)
+
+
+@dataclass(frozen=True)
+class NBest:
+    """A final list: distinct after normalisation, beam hypotheses first, best first."""
+
+    hyps: tuple[Candidate, ...]
+    norms: tuple[str, ...]
+    n_requested: int
+
+    @property
+    def n_unique(self) -> int:
+        return len(self.hyps)
+
+
+def select_unique(
+    cands: Iterable[Candidate],
+    normalize: Callable[[str], str],
+    n: int,
+    taken: Sequence[str] = (),
+) -> list[tuple[Candidate, str]]:
+    """Best raw form per normalised text (not in `taken`), best first, at most n."""
+    best: dict[str, Candidate] = {}
+    blocked = set(taken)
+    for c in cands:
+        key = normalize(c.text)
+        if key in blocked:
+            continue
+        cur = best.get(key)
+        if cur is None or c.avg_logprob > cur.avg_logprob:
+            best[key] = c
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1].avg_logprob, kv[0]))
+    return [(c, k) for k, c in ranked[:n]]
+
+
+def derive_seed(*parts: str | int) -> int:
+    """A 63-bit seed from anything printable (item id, round, index)."""
+    h = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(h[:8], "big") >> 1
+
+
+def uniform(seed: int, position: int) -> float:
+    """The uniform number in [0, 1) used at one position of one sample."""
+    h = hashlib.blake2b(f"{seed}:{position}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2.0**64
+
+
+def log_softmax(
+    logits: npt.NDArray[np.floating], temperature: float = 1.0
+) -> npt.NDArray[np.float64]:
+    z = np.asarray(logits, dtype=np.float64)
+    valid = z > MASKED
+    z = np.where(valid, z / temperature, -np.inf)
+    m = float(z.max())
+    return z - (m + math.log(float(np.exp(z - m).sum())))
+
+
+def draw(
+    logits: npt.NDArray[Any], temperature: float, topk: int, u: float
+) -> tuple[int, float]:
+    """Inverse-CDF draw at temperature T (optionally top-k); returns (token, logprob at T=1)."""
+    lp1 = log_softmax(logits, 1.0)
+    lpt = lp1 / temperature  # softmax(z/T) is proportional to exp(logp1/T)
+    if topk > 0 and topk < lpt.size:
+        cut = np.partition(lpt, -topk)[-topk]
+        lpt = np.where(lpt >= cut, lpt, -np.inf)
+    p = np.exp(lpt - lpt.max())
+    cdf = np.cumsum(p)
+    tok = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+    tok = min(tok, lpt.size - 1)
+    while not np.isfinite(lpt[tok]):  # float edge at the end of the cdf
+        tok -= 1
+    return tok, float(lp1[tok])
+
+
+# A forced decode: for each prefix, the greedy continuation (prefix included)
+# and the logits at every position from 0 to the end-of-text step.
+ForcedDecode = Callable[
+    [Sequence[tuple[int, ...]]], list[tuple[Sequence[int], Sequence[npt.NDArray[Any]]]]
+]
+
+
+@dataclass
+class _Sample:
+    seed: int
+    prefix: list[int]
+    logprobs: list[float]
+    done: bool = False
+    complete: bool = False
+
+
+def replay_sample(
+    seeds: Sequence[int],
+    decode: ForcedDecode,
+    *,
+    eot: int,
+    temperature: float,
+    topk: int = 0,
+    max_tokens: int = 224,
+    max_calls: int = 64,
+) -> list[tuple[tuple[int, ...], float] | None]:
+    """One exact ancestral sample per seed: (tokens, sum logprob at T=1 incl. EOT).
+
+    A sample that reaches `max_tokens` without end-of-text is returned as None
+    (incomplete hypotheses are never used).
+    """
+    samples = [_Sample(s, [], []) for s in seeds]
+    calls = 0
+    while any(not s.done for s in samples):
+        if calls >= max_calls:
+            for s in samples:
+                s.done = True
+            break
+        active = [s for s in samples if not s.done]
+        groups: dict[tuple[int, ...], list[_Sample]] = {}
+        for s in active:
+            groups.setdefault(tuple(s.prefix), []).append(s)
+        prefixes = list(groups)
+        results = decode(prefixes)
+        calls += 1
+        for prefix, (seq, logits) in zip(prefixes, results, strict=True):
+            for s in groups[prefix]:
+                _advance(
+                    s,
+                    seq=seq,
+                    logits=logits,
+                    eot=eot,
+                    temperature=temperature,
+                    topk=topk,
+                    max_tokens=max_tokens,
+                )
+    out: list[tuple[tuple[int, ...], float] | None] = []
+    for s in samples:
+        out.append((tuple(s.prefix), float(sum(s.logprobs))) if s.complete else None)
+    return out
+
+
+def _advance(
+    s: _Sample,
+    *,
+    seq: Sequence[int],
+    logits: Sequence[npt.NDArray[Any]],
+    eot: int,
+    temperature: float,
+    topk: int,
+    max_tokens: int,
+) -> None:
+    pos = len(s.prefix)
+    while pos < len(logits):
+        tok, lp = draw(logits[pos], temperature, topk, uniform(s.seed, pos))
+        s.logprobs.append(lp)
+        if tok == eot:
+            s.done = s.complete = True
+            return
+        s.prefix.append(tok)
+        if len(s.prefix) >= max_tokens:
+            s.done = True
+            return
+        greedy = seq[pos] if pos < len(seq) else None
+        pos += 1
+        if tok != greedy:
+            return  # diverged from the greedy continuation: decode again from here
+    # ran out of logits (the model stopped at its length limit)
+    if pos >= max_tokens:
+        s.done = True
+
+
+def assemble(
+    beam: Sequence[Candidate],
+    normalize: Callable[[str], str],
+    n: int,
+    *,
+    sampler: Callable[[int, int], Sequence[Candidate]] | None = None,
+    max_rounds: int = 3,
+) -> NBest:
+    """The recipe: distinct beam hypotheses, then sampled top-ups if fewer than n.
+
+    `sampler(k, round)` returns k sampled candidates (already seeded per item).
+    """
+    chosen = select_unique(beam, normalize, n)
+    extra: list[tuple[Candidate, str]] = []
+    rounds = 0
+    while sampler is not None and len(chosen) + len(extra) < n and rounds < max_rounds:
+        need = n - len(chosen) - len(extra)
+        drawn = sampler(need + 1, rounds)
+        taken = [k for _, k in chosen] + [k for _, k in extra]
+        extra.extend(select_unique(drawn, normalize, need, taken))
+        rounds += 1
+    extra.sort(key=lambda ck: -ck[0].avg_logprob)
+    final = chosen + extra
+    return NBest(tuple(c for c, _ in final), tuple(k for _, k in final), n)

@@ -1,0 +1,126 @@
+"""vad stage: recordings -> chunks of <= 30 s (ChunkRef), or a reject per recording."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import apache_beam as beam
+import numpy as np
+import numpy.typing as npt
+
+from speechmill.audio import read_span
+from speechmill.backends.vad import Detector, silero_detector, windowed_regions
+from speechmill.config import AudioConfig, FaultInjection, VadConfig
+from speechmill.schemas import Category, Recording
+from speechmill.store import Store
+from speechmill.transforms.common import FaultHook, internal_detail, reject
+from speechmill.transforms.core.chunks import SAMPLE_RATE, plan_chunks, segment_id
+from speechmill.transforms.core.elements import ChunkRef
+
+STAGE = "vad"
+
+
+def make_detector(vad: VadConfig) -> Detector:
+    return silero_detector(
+        vad.threshold, vad.min_speech_ms, vad.min_silence_ms, vad.speech_pad_ms, vad.max_chunk_s
+    )
+
+
+class DetectSpeechDoFn(beam.DoFn):
+    """Recording -> ChunkRef per chunk; silent or speechless recordings -> one reject."""
+
+    def __init__(
+        self,
+        root: str,
+        vad: VadConfig,
+        audio: AudioConfig,
+        run_id: str,
+        fault: FaultInjection | None = None,
+    ) -> None:
+        self._root = root
+        self._vad = vad
+        self._audio = audio
+        self._run_id = run_id
+        self._fault = fault
+
+    def setup(self) -> None:
+        self._store = Store(self._root)
+        self._detect = make_detector(self._vad)
+        self._hook = FaultHook(self._fault, STAGE)
+
+    def _reject(self, rec: Recording, category: Category, reason: str, detail: str | None = None):
+        return reject(
+            item_id=rec.recording_id,
+            item_kind="recording",
+            stage=STAGE,
+            category=category,
+            reason=reason,
+            run_id=self._run_id,
+            parent_id=rec.media_id,
+            source_id=rec.media_id,
+            detail=detail,
+            duration_s=rec.duration_s,
+        )
+
+    def process(self, rec: Recording) -> Iterator[object]:
+        self._hook.tick()
+        try:
+            yield from self._chunks(rec)
+        except Exception as e:
+            yield self._reject(rec, Category.INTERNAL, "VAD failed", internal_detail(e))
+
+    def _chunks(self, rec: Recording) -> Iterator[object]:
+        if not math.isfinite(rec.rms_dbfs) or rec.rms_dbfs < self._audio.silence_dbfs:
+            yield self._reject(
+                rec,
+                Category.SILENT,
+                f"RMS {rec.rms_dbfs:.1f} dBFS is below audio.silence_dbfs "
+                f"({self._audio.silence_dbfs} dBFS)",
+            )
+            return
+        path = self._store.path(rec.audio_uri)
+
+        def read(start: int, stop: int) -> npt.NDArray[np.float32]:
+            return read_span(path, start, stop)
+
+        regions = windowed_regions(read, rec.num_samples, self._detect)
+        kept, short = plan_chunks(
+            regions,
+            total=rec.num_samples,
+            max_len=int(self._vad.max_chunk_s * SAMPLE_RATE),
+            merge_gap=int(self._vad.merge_gap_s * SAMPLE_RATE),
+            min_len=int(self._vad.min_chunk_s * SAMPLE_RATE),
+        )
+        if not kept:
+            yield self._reject(
+                rec,
+                Category.NO_SPEECH,
+                "VAD found no speech" if not short else "VAD found only very short speech",
+                f"{len(short)} regions under vad.min_chunk_s" if short else None,
+            )
+            return
+        for span in short:
+            yield reject(
+                item_id=segment_id(rec.recording_id, span),
+                item_kind="chunk",
+                stage=STAGE,
+                category=Category.TOO_SHORT,
+                reason=f"speech region under vad.min_chunk_s ({self._vad.min_chunk_s} s)",
+                run_id=self._run_id,
+                parent_id=rec.recording_id,
+                source_id=rec.media_id,
+                duration_s=span.length / SAMPLE_RATE,
+            )
+        for span in kept:
+            yield ChunkRef(
+                segment_id=segment_id(rec.recording_id, span),
+                recording_id=rec.recording_id,
+                source_id=rec.media_id,
+                audio_path=path,
+                start=span.start,
+                end=span.end,
+                language=rec.language,
+                license=rec.license,
+                attribution=rec.attribution,
+            )
