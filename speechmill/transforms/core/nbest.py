@@ -110,9 +110,7 @@ def log_softmax(
     return z - (m + math.log(float(np.exp(z - m).sum())))
 
 
-def draw(
-    logits: npt.NDArray[Any], temperature: float, topk: int, u: float
-) -> tuple[int, float]:
+def draw(logits: npt.NDArray[Any], temperature: float, topk: int, u: float) -> tuple[int, float]:
     """Inverse-CDF draw at temperature T (optionally top-k); returns (token, logprob at T=1)."""
     lp1 = log_softmax(logits, 1.0)
     lpt = lp1 / temperature  # softmax(z/T) is proportional to exp(logp1/T)
@@ -175,6 +173,7 @@ def replay_sample(
         calls += 1
         for prefix, (seq, logits) in zip(prefixes, results, strict=True):
             for s in groups[prefix]:
+                before = len(s.logprobs)
                 _advance(
                     s,
                     seq=seq,
@@ -184,6 +183,8 @@ def replay_sample(
                     topk=topk,
                     max_tokens=max_tokens,
                 )
+                if len(s.logprobs) == before:  # the model gave nothing new: stop
+                    s.done = True
     out: list[tuple[tuple[int, ...], float] | None] = []
     for s in samples:
         out.append((tuple(s.prefix), float(sum(s.logprobs))) if s.complete else None)

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from speechmill.store import Store, connect
+
+
+def rows(root: Path | str, sql: str) -> list[tuple]:
+    con = connect(Store(str(root)))
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def check_accounting(root: Path | str, run_id: str) -> None:
+    """Every input item of a stage has >= 1 child row or exactly one reject."""
+    q = lambda sql: rows(root, sql.replace("$RUN", f"'{run_id}'"))  # noqa: E731
+    # sources -> recordings
+    bad = q("""
+        select s.media_id, s.recording_id, count(r.item_id) from sources_history s
+        left join rejects_history r on r.item_id = s.media_id and r.run_id = s.run_id
+        where s.run_id = $RUN group by 1, 2
+        having (s.recording_id is null) = (count(r.item_id) = 0) or count(r.item_id) > 1
+    """)
+    assert bad == [], f"sources without exactly one outcome: {bad}"
+    # recordings -> segments (or chunk rejects) or one recording reject
+    bad = q("""
+        select rec.recording_id,
+          (select count(*) from segments_history g where g.recording_id = rec.recording_id
+             and g.run_id = $RUN) as segs,
+          (select count(*) from rejects_history j where j.parent_id = rec.recording_id
+             and j.item_kind = 'chunk' and j.run_id = $RUN) as chunk_rejects,
+          (select count(*) from rejects_history j where j.item_id = rec.recording_id
+             and j.run_id = $RUN) as rec_rejects
+        from recordings_history rec where rec.run_id = $RUN
+    """)
+    for rid, segs, chunk_rejects, rec_rejects in bad:
+        assert (segs + chunk_rejects > 0) != (rec_rejects == 1), (
+            rid,
+            segs,
+            chunk_rejects,
+            rec_rejects,
+        )
+        assert rec_rejects <= 1
+    # every segment has its N-best list
+    missing = q("""select g.segment_id from segments_history g where g.run_id = $RUN and not exists
+        (select 1 from hypotheses_history h where h.item_id = g.segment_id and h.run_id = $RUN)""")
+    assert missing == []
+
+
+def no_duplicates(root: Path | str) -> None:
+    from speechmill.schemas import TABLES
+
+    for name, spec in TABLES.items():
+        pk = ", ".join(spec.primary_key)
+        dup = rows(root, f'select {pk}, count(*) from "{name}" group by {pk} having count(*) > 1')
+        assert dup == [], f"{name} has duplicate keys {dup[:3]}"

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from speechmill.backends.asr import AsrItem, DecodeOptions, decode_with_retry
+from speechmill.schemas import Attribution
+from speechmill.text.normalize import get_normalizer
+from speechmill.transforms.core.elements import ChunkRef
+from speechmill.transforms.transcribe import AsrModelHandler, Transcribe
+from tests.audio_fixtures import write_wav
+from tests.fakes import FakeBackend, FakeFactory
+
+OPTS = DecodeOptions(beam_size=6, n_best=3, top_up=False)
+
+
+def chunks(tmp_path, n):
+    path = tmp_path / "rec.flac"
+    write_wav(path, np.zeros(16000 * 10, dtype=np.float32), 16000)
+    return [
+        ChunkRef(
+            f"seg{i}",
+            "r" * 64,
+            "local:x",
+            str(path),
+            i * 16000,
+            (i + 1) * 16000 + 800 * i,
+            None,
+            "cc-by-4.0",
+            Attribution("a", "t", None),
+        )
+        for i in range(n)
+    ]
+
+
+def test_segments_and_nbest_lists_come_out(tmp_path):
+    items = chunks(tmp_path, 3)
+    handler = AsrModelHandler(FakeFactory(), OPTS, "whisper-english", language="en")
+    with TestPipeline() as p:
+        out = (
+            p
+            | beam.Create(items)
+            | Transcribe(
+                handler,
+                model_id="fake",
+                decoder="d1",
+                options=OPTS,
+                normalizer="whisper-english",
+                run_id="run1",
+            )
+        )
+        assert_that(
+            out["segments"] | beam.Map(lambda s: (s.segment_id, s.text, s.license, s.run_id)),
+            equal_to(
+                [
+                    ("seg0", "Speech of 1.0 seconds alpha.", "cc-by-4.0", "run1"),
+                    ("seg1", "Speech of 1.1 seconds alpha.", "cc-by-4.0", "run1"),
+                    ("seg2", "Speech of 1.1 seconds alpha.", "cc-by-4.0", "run1"),
+                ]
+            ),
+            label="segments",
+        )
+        assert_that(
+            out["hypotheses"]
+            | beam.Map(lambda h: (h.item_id, h.n_unique, h.n_requested, len(set(h.texts_norm)))),
+            equal_to([("seg0", 3, 3, 3), ("seg1", 3, 3, 3), ("seg2", 3, 3, 3)]),
+            label="hypotheses",
+        )
+        assert_that(out["rejects"], equal_to([]), label="rejects")
+
+
+def test_one_poisoned_item_in_a_batch_is_one_reject(tmp_path):
+    items = chunks(tmp_path, 5)
+    factory = FakeFactory(poison=frozenset({"seg3"}))
+    handler = AsrModelHandler(factory, OPTS, "whisper-english", language="en", batch_size=5)
+    with TestPipeline() as p:
+        out = (
+            p
+            | beam.Create(items)
+            | Transcribe(
+                handler,
+                model_id="fake",
+                decoder="d1",
+                options=OPTS,
+                normalizer="whisper-english",
+                run_id="run1",
+            )
+        )
+        assert_that(
+            out["segments"] | beam.Map(lambda s: s.segment_id),
+            equal_to(["seg0", "seg1", "seg2", "seg4"]),
+            label="kept",
+        )
+        assert_that(
+            out["rejects"] | beam.Map(lambda r: (r.item_id, r.stage, r.category, r.parent_id)),
+            equal_to([("seg3", "transcribe", "asr_error", "r" * 64)]),
+            label="rejects",
+        )
+
+
+def test_retry_is_item_by_item_after_a_batch_failure():
+    backend = FakeBackend(poison=frozenset({"b"}))
+    items = [AsrItem(x, np.zeros(16000, np.float32)) for x in "abcd"]
+    outs = decode_with_retry(backend, items, OPTS, get_normalizer("whisper-english"))
+    assert [o.item_id for o in outs] == list("abcd")
+    assert [o.error is None for o in outs] == [True, False, True, True]
+    assert "PoisonError" in (outs[1].error or "")
+    assert backend.calls == [4, 1, 1, 1, 1]
+
+
+def test_unreadable_audio_is_a_reject(tmp_path):
+    items = chunks(tmp_path, 1)
+    broken = ChunkRef(
+        "segX",
+        "r" * 64,
+        "local:x",
+        str(tmp_path / "missing.flac"),
+        0,
+        16000,
+        None,
+        "unknown",
+        Attribution(),
+    )
+    handler = AsrModelHandler(FakeFactory(), OPTS, "whisper-english", language="en")
+    with TestPipeline() as p:
+        out = (
+            p
+            | beam.Create([*items, broken])
+            | Transcribe(
+                handler,
+                model_id="fake",
+                decoder="d1",
+                options=OPTS,
+                normalizer="whisper-english",
+                run_id="run1",
+            )
+        )
+        assert_that(
+            out["rejects"] | beam.Map(lambda r: (r.item_id, r.category, r.retryable)),
+            equal_to([("segX", "io_error", True)]),
+            label="rejects",
+        )
+        assert_that(
+            out["segments"] | beam.Map(lambda s: s.segment_id), equal_to(["seg0"]), label="segments"
+        )

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from speechmill.transforms.core.chunks import (
+    Span,
+    local_media_id,
+    normalize_regions,
+    plan_chunks,
+    segment_id,
+    split_long,
+)
+
+SR = 16000
+spans = st.lists(
+    st.tuples(st.integers(-1000, 40 * 60 * SR), st.integers(0, 90 * SR)).map(
+        lambda t: Span(t[0], t[0] + t[1])
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(spans, st.integers(SR // 2, 30 * SR), st.integers(0, 3 * SR), st.integers(0, SR))
+def test_chunks_are_ordered_disjoint_bounded_and_cover_speech(regions, max_len, gap, min_len):
+    total = 40 * 60 * SR
+    kept, short = plan_chunks(regions, total=total, max_len=max_len, merge_gap=gap, min_len=min_len)
+    chunks = sorted(kept + short)
+    for c in chunks:
+        assert 0 <= c.start < c.end <= total
+        assert c.length <= max_len
+    for a, b in itertools.pairwise(chunks):
+        assert a.end <= b.start
+    assert all(c.length >= min_len for c in kept)
+    assert all(c.length < min_len for c in short)
+    # every speech sample is in exactly one chunk (nothing dropped silently)
+    speech = normalize_regions(regions, total)
+    covered = sum(c.length for c in chunks)
+    assert covered >= sum(r.length for r in speech)
+    for r in speech:
+        inside = sum(max(0, min(r.end, c.end) - max(r.start, c.start)) for c in chunks)
+        assert inside == r.length
+
+
+@given(st.integers(0, 10**9), st.integers(1, 10**7), st.integers(1000, 10**6))
+def test_split_long_is_exact(start, length, max_len):
+    parts = split_long(Span(start, start + length), max_len)
+    assert parts[0].start == start and parts[-1].end == start + length
+    assert all(p.length <= max_len and p.length > 0 for p in parts)
+    assert all(a.end == b.start for a, b in itertools.pairwise(parts))
+
+
+def test_merges_close_regions_up_to_max_len():
+    r = [Span(0, 5 * SR), Span(5 * SR + 100, 10 * SR), Span(25 * SR, 40 * SR)]
+    kept, short = plan_chunks(r, total=60 * SR, max_len=30 * SR, merge_gap=SR, min_len=0)
+    assert kept == [Span(0, 10 * SR), Span(25 * SR, 40 * SR)]
+    assert short == []
+
+
+@given(st.text(min_size=1, max_size=200))
+def test_ids_are_deterministic(path):
+    assert local_media_id(path) == local_media_id(path)
+    assert local_media_id(path).startswith("local:")
+    assert len(local_media_id(path)) == len("local:") + 24
+
+
+@given(st.integers(0, 10**9), st.integers(1, 10**6))
+def test_segment_ids_differ_by_offsets(start, length):
+    rid = "ab" * 32
+    a = segment_id(rid, Span(start, start + length))
+    b = segment_id(rid, Span(start, start + length + 1))
+    assert a != b and a == segment_id(rid, Span(start, start + length))

@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from speechmill.transforms.core.nbest import (
+    BEAM,
+    SAMPLE,
+    Candidate,
+    assemble,
+    derive_seed,
+    draw,
+    log_softmax,
+    replay_sample,
+    select_unique,
+    uniform,
+)
+
+EOT = 0
+V = 6  # token 0 is end-of-text
+
+
+class ToyModel:
+    """A Markov chain over 6 tokens; logits depend on the previous token and position."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(3)
+        self.table = rng.normal(0, 1.5, size=(V, V))
+        self.calls = 0
+
+    def logits(self, prefix: tuple[int, ...]) -> np.ndarray:
+        prev = prefix[-1] if prefix else 1
+        z = self.table[prev].copy()
+        z[EOT] += 1.5 * len(prefix)  # longer sequences end more often
+        return z
+
+    def forced(self, prefixes):
+        self.calls += 1
+        out = []
+        for p in prefixes:
+            seq = list(p)
+            logits = [self.logits(tuple(p[:i])) for i in range(len(p))]
+            while True:
+                z = self.logits(tuple(seq))
+                logits.append(z)
+                tok = int(np.argmax(z))
+                if tok == EOT or len(seq) >= 30:
+                    break
+                seq.append(tok)
+            out.append((seq, logits))
+        return out
+
+    def logprob(self, toks) -> float:
+        total = 0.0
+        for i in range(len(toks) + 1):
+            z = self.logits(tuple(toks[:i]))
+            nxt = toks[i] if i < len(toks) else EOT
+            total += float(log_softmax(z)[nxt])
+        return total
+
+
+def test_replay_sampling_is_deterministic_and_independent_of_batching() -> None:
+    m = ToyModel()
+    seeds = [derive_seed("seg-1", 0, j) for j in range(6)]
+    together = replay_sample(seeds, m.forced, eot=EOT, temperature=1.0)
+    alone = [replay_sample([s], m.forced, eot=EOT, temperature=1.0)[0] for s in seeds]
+    assert together == alone
+    assert together == replay_sample(seeds, ToyModel().forced, eot=EOT, temperature=1.0)
+
+
+def test_replay_scores_are_temperature_one_logprobs_with_eot() -> None:
+    m = ToyModel()
+    seeds = [derive_seed("x", j) for j in range(20)]
+    for res in replay_sample(seeds, m.forced, eot=EOT, temperature=0.7):
+        assert res is not None
+        toks, lp = res
+        assert lp == pytest.approx(m.logprob(list(toks)), abs=1e-9)
+
+
+def test_replay_sampling_matches_the_model_distribution() -> None:
+    m = ToyModel()
+    n = 1500
+    seeds = [derive_seed("dist", j) for j in range(n)]
+    samples = replay_sample(seeds, m.forced, eot=EOT, temperature=1.0, max_calls=10**6)
+    # the first two tokens, against the chain's own probabilities
+    first = Counter(s[0][0] if s and s[0] else EOT for s in samples)
+    p = np.exp(log_softmax(m.logits(())))
+    pairs = Counter(tuple(s[0][:2]) for s in samples if s and len(s[0]) >= 2)
+    a, b = pairs.most_common(1)[0][0]
+    p_ab = p[a] * np.exp(log_softmax(m.logits((a,))))[b]
+    sd_ab = math.sqrt(n * p_ab * (1 - p_ab)) + 1
+    assert abs(pairs[(a, b)] - n * p_ab) < 5 * sd_ab
+    for tok in range(V):
+        expected = p[tok] * n
+        sd = math.sqrt(n * p[tok] * (1 - p[tok])) + 1
+        assert abs(first[tok] - expected) < 5 * sd, (tok, first[tok], expected)
+
+
+def test_draw_respects_masks_and_topk() -> None:
+    z = np.array([-1e38, 2.0, 1.0, 0.5, -3.4e38])
+    for i in range(200):
+        tok, lp = draw(z, 1.0, 2, uniform(9, i))
+        assert tok in (1, 2)
+        assert lp == pytest.approx(float(log_softmax(z)[tok]))
+
+
+def test_incomplete_samples_are_dropped() -> None:
+    m = ToyModel()
+    res = replay_sample([1, 2, 3], m.forced, eot=EOT, temperature=5.0, max_tokens=1)
+    assert all(r is None or len(r[0]) < 1 for r in res)
+
+
+def c(text: str, lp: float, method: str = BEAM, n: int = 3) -> Candidate:
+    return Candidate(tuple(range(n)), text, lp, method)
+
+
+def norm(t: str) -> str:
+    return " ".join(t.lower().replace(",", "").replace(".", "").split())
+
+
+def test_duplicates_after_normalisation_keep_the_best_raw_form() -> None:
+    beam = [c("Hello, world.", -2.0), c("hello world", -1.0), c("Hello world!", -3.0)]
+    got = select_unique(beam, norm, 5)
+    assert len(got) == 2  # "hello world" and "hello world!"
+    assert got[0][0].text == "hello world"
+
+
+def test_top_up_only_when_short_and_never_repeats() -> None:
+    beam = [c("a b", -1.0), c("A b.", -1.2), c("a c", -2.0)]
+    rounds = []
+
+    def sampler(k, r):
+        rounds.append((k, r))
+        return [
+            c("a b", -0.5, SAMPLE),
+            c("a d", -3.0, SAMPLE),
+            c("a e", -4.0, SAMPLE),
+            c("a d", -5.0, SAMPLE),
+        ][:k]
+
+    nb = assemble(beam, norm, 4, sampler=sampler, max_rounds=3)
+    assert [h.text for h in nb.hyps] == ["a b", "a c", "a d", "a e"]
+    assert [h.method for h in nb.hyps] == [BEAM, BEAM, SAMPLE, SAMPLE]
+    assert len(set(nb.norms)) == nb.n_unique == 4 and nb.n_requested == 4
+    assert rounds[0] == (3, 0)
+
+    full = assemble([c(f"w{i}", -i) for i in range(6)], norm, 5, sampler=sampler)
+    assert full.n_unique == 5 and all(h.method == BEAM for h in full.hyps)
+
+
+def test_lists_are_never_padded() -> None:
+    nb = assemble([c("only", -1.0)], norm, 5, sampler=lambda k, r: [c("Only.", -2, SAMPLE)])
+    assert nb.n_unique == 1 and nb.n_requested == 5
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "A", "b", "b.", "c", "C,"]), st.floats(-20, 0)), max_size=25
+    ),
+    st.integers(1, 8),
+)
+def test_selection_invariants(items, n):
+    cands = [c(t, lp) for t, lp in items]
+    got = select_unique(cands, norm, n)
+    keys = [k for _, k in got]
+    assert len(keys) == len(set(keys)) <= n
+    assert [x.avg_logprob for x, _ in got] == sorted((x.avg_logprob for x, _ in got), reverse=True)
+
+
+def test_seeds_are_stable() -> None:
+    assert derive_seed("seg", 0, 1) == derive_seed("seg", 0, 1) != derive_seed("seg", 0, 2)
+    assert 0 <= uniform(5, 3) < 1 and uniform(5, 3) == uniform(5, 3)
