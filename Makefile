@@ -16,6 +16,8 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	# tokenizer files for the multilingual test model only (no torch: --no-deps)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps openai-whisper==20250625
 	touch $(STAMP)
 
 setup: $(STAMP)

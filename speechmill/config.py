@@ -180,9 +180,19 @@ class AsrConfig(_Model):
         5, ge=1, description="Hypotheses kept per list (distinct after normalising)."
     )
     top_up: bool = Field(True, description="Top up short N-best lists with sampled decodes.")
-    sample_temperature: float = Field(0.7, gt=0, description="Temperature of sampled top-ups.")
+    sample_temperatures: list[float] = Field(
+        default_factory=lambda: [1.0, 1.3],
+        min_length=1,
+        description="Temperature of each sampling round (one round per entry, hotter when "
+        "cooler rounds found nothing new).",
+    )
+    sample_budget: int = Field(
+        8,
+        ge=0,
+        description="Decoder rows the top-ups of one list may spend (0: no top-ups). Bounds "
+        "the cost of sampling on long, confident chunks; see docs/nbest.md.",
+    )
     sample_topk: int = Field(0, ge=0, description="0: sample from the whole vocabulary.")
-    max_sample_rounds: int = Field(3, ge=1, description="Sampling rounds before giving up.")
     normalizer: Literal["whisper-english", "whisper-basic"] = Field(
         "whisper-english", description="Text normaliser used to de-duplicate and score."
     )

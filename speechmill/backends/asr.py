@@ -35,16 +35,17 @@ class DecodeOptions:
     beam_size: int = 20
     n_best: int = 5
     top_up: bool = True
-    temperature: float = 0.7
+    temperatures: tuple[float, ...] = (1.0, 1.3)
+    sample_budget: int = 8
     topk: int = 0
-    max_rounds: int = 3
     max_new_tokens: int = 224
     min_context_s: float = 30.0
 
     def describe(self) -> str:
         return (
             f"beam={self.beam_size},n={self.n_best},top_up={self.top_up},"
-            f"T={self.temperature},topk={self.topk},rounds={self.max_rounds},"
+            f"T={','.join(map(str, self.temperatures))},topk={self.topk},"
+            f"budget={self.sample_budget},"
             f"max_tokens={self.max_new_tokens},ctx={self.min_context_s}"
         )
 

@@ -34,6 +34,7 @@ from speechmill.transforms.core.nbest import (
     BEAM,
     MASKED,
     SAMPLE,
+    Budget,
     Candidate,
     assemble,
     derive_seed,
@@ -218,6 +219,10 @@ class FasterWhisperBackend:
         out: list[tuple[str, float | None]] = []
         for it, probs in zip(items, detected, strict=True):
             table = {tok.strip("<|>"): float(p) for tok, p in probs}
+            if it.language is not None and it.language not in table:
+                raise ValueError(
+                    f"language {it.language!r} is not one of this model's {len(table)} languages"
+                )
             lang = it.language or max(table, key=lambda k: table[k])
             out.append((lang, table.get(lang)))
         return out
@@ -260,7 +265,11 @@ class FasterWhisperBackend:
             if options.top_up:
                 sampler = self._sampler(enc[i : i + 1], prompts[i], tk, item.item_id, options)
             nbest = assemble(
-                beam, normalizer, options.n_best, sampler=sampler, max_rounds=options.max_rounds
+                beam,
+                normalizer,
+                options.n_best,
+                sampler=sampler,
+                max_rounds=len(options.temperatures),
             )
             lang, prob = langs[i]
             outputs.append(
@@ -309,15 +318,20 @@ class FasterWhisperBackend:
                 out.append((list(r.sequences_ids[0]), logits))
             return out
 
+        budget = Budget(rows_left=options.sample_budget)
+
         def sampler(k: int, round_: int) -> list[Candidate]:
+            temperature = options.temperatures[min(round_, len(options.temperatures) - 1)]
             seeds = [derive_seed(item_id, round_, j) for j in range(k)]
             drawn = replay_sample(
                 seeds,
                 forced,
                 eot=tk.eot,
-                temperature=options.temperature,
+                temperature=temperature,
                 topk=options.topk,
                 max_tokens=options.max_new_tokens,
+                budget=budget,
+                last_token=tk.eot,
             )
             return [
                 Candidate(
@@ -325,7 +339,7 @@ class FasterWhisperBackend:
                     text=tk.decode(list(toks)).strip(),
                     sum_logprob=lp,
                     method=SAMPLE,
-                    temperature=options.temperature,
+                    temperature=temperature,
                     seed=seed,
                 )
                 for seed, d in zip(seeds, drawn, strict=True)

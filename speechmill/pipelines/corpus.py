@@ -214,7 +214,7 @@ def run_corpus(
                     model_hash=model_hash,
                     progress=progress,
                 )
-            if progress:
+            if progress and sys.stderr.isatty():
                 sys.stderr.write("\n")
             marker = store.commit(
                 handle,

@@ -94,11 +94,13 @@ class Progress:
         self.items += 1
         self.audio_s += audio_s
         now = time.monotonic()
-        if now - self._last >= self.interval_s:
+        tty = sys.stderr.isatty()
+        if now - self._last >= (self.interval_s if tty else 10 * self.interval_s):
             self._last = now
             wall = max(now - self._t0, 1e-9)
             sys.stderr.write(
-                f"\r  {self.label}: {self.items} items, {self.audio_s / 60:.1f} min audio, "
-                f"{self.audio_s / wall:.1f}x RT   "
+                f"{chr(13) if tty else ''}  {self.label}: {self.items} items, "
+                f"{self.audio_s / 60:.1f} min audio, {self.audio_s / wall:.1f}x RT"
+                + ("   " if tty else "\n")
             )
             sys.stderr.flush()

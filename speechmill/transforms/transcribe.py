@@ -71,9 +71,9 @@ def decode_options(cfg: AsrConfig) -> DecodeOptions:
         beam_size=cfg.beam_size,
         n_best=cfg.n_best,
         top_up=cfg.top_up,
-        temperature=cfg.sample_temperature,
+        temperatures=tuple(cfg.sample_temperatures),
+        sample_budget=cfg.sample_budget,
         topk=cfg.sample_topk,
-        max_rounds=cfg.max_sample_rounds,
         max_new_tokens=cfg.max_new_tokens,
         min_context_s=cfg.min_context_s,
     )
@@ -127,7 +127,8 @@ class AsrModelHandler(ModelHandler[Example, PredictionResult, AsrBackend]):
         return [PredictionResult(ex, out) for ex, out in zip(batch, outs, strict=True)]
 
     def batch_elements_kwargs(self) -> dict[str, Any]:
-        return {"min_batch_size": 1, "max_batch_size": self._batch_size}
+        # fixed-size batches: adaptive sizing starts at 1, which is slow for Whisper
+        return {"min_batch_size": self._batch_size, "max_batch_size": self._batch_size}
 
     def share_model_across_processes(self) -> bool:
         return self._share

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from speechmill.transforms.core.nbest import (
     BEAM,
     SAMPLE,
+    Budget,
     Candidate,
     assemble,
     derive_seed,
@@ -86,7 +87,7 @@ def test_replay_sampling_matches_the_model_distribution() -> None:
     m = ToyModel()
     n = 1500
     seeds = [derive_seed("dist", j) for j in range(n)]
-    samples = replay_sample(seeds, m.forced, eot=EOT, temperature=1.0, max_calls=10**6)
+    samples = replay_sample(seeds, m.forced, eot=EOT, temperature=1.0, budget=Budget(10**7))
     # the first two tokens, against the chain's own probabilities
     first = Counter(s[0][0] if s and s[0] else EOT for s in samples)
     p = np.exp(log_softmax(m.logits(())))
@@ -176,3 +177,25 @@ def test_selection_invariants(items, n):
 def test_seeds_are_stable() -> None:
     assert derive_seed("seg", 0, 1) == derive_seed("seg", 0, 1) != derive_seed("seg", 0, 2)
     assert 0 <= uniform(5, 3) < 1 and uniform(5, 3) == uniform(5, 3)
+
+
+def test_budget_bounds_the_work_and_drops_unfinished_samples() -> None:
+    m = ToyModel()
+    budget = Budget(rows_left=3)
+    res = replay_sample(
+        [derive_seed("b", j) for j in range(8)], m.forced, eot=EOT, temperature=2.0, budget=budget
+    )
+    assert m.calls <= 3 and budget.rows_left >= 0
+    assert any(r is None for r in res)
+    # finished samples are still exact
+    for r in res:
+        if r is not None:
+            assert r[1] == pytest.approx(m.logprob(list(r[0])), abs=1e-9)
+
+
+def test_special_tokens_are_never_drawn_but_scores_use_the_full_distribution() -> None:
+    z = np.array([0.0, 0.5, 1.0, 9.0, 9.0])  # 3 and 4 stand for timestamp tokens
+    full = log_softmax(z)
+    for i in range(300):
+        tok, lp = draw(z, 1.3, 0, uniform(4, i), last=2)
+        assert tok <= 2 and lp == pytest.approx(float(full[tok]))

@@ -110,10 +110,17 @@ def log_softmax(
     return z - (m + math.log(float(np.exp(z - m).sum())))
 
 
-def draw(logits: npt.NDArray[Any], temperature: float, topk: int, u: float) -> tuple[int, float]:
-    """Inverse-CDF draw at temperature T (optionally top-k); returns (token, logprob at T=1)."""
+def draw(
+    logits: npt.NDArray[Any], temperature: float, topk: int, u: float, last: int | None = None
+) -> tuple[int, float]:
+    """Inverse-CDF draw at temperature T (optionally top-k) among tokens 0..last.
+
+    Returns (token, log-prob at T=1 under the full distribution, the one beam
+    search scores with). `last` keeps special tokens (timestamps, language tags)
+    out of samples: Whisper's text tokens and end-of-text come first.
+    """
     lp1 = log_softmax(logits, 1.0)
-    lpt = lp1 / temperature  # softmax(z/T) is proportional to exp(logp1/T)
+    lpt = lp1[: None if last is None else last + 1] / temperature
     if topk > 0 and topk < lpt.size:
         cut = np.partition(lpt, -topk)[-topk]
         lpt = np.where(lpt >= cut, lpt, -np.inf)
@@ -142,6 +149,14 @@ class _Sample:
     complete: bool = False
 
 
+@dataclass
+class Budget:
+    """Decoder rows a list's top-ups may still spend (each forced decode row costs
+    about one cross-attention projection of the encoder output plus the prefix)."""
+
+    rows_left: int
+
+
 def replay_sample(
     seeds: Sequence[int],
     decode: ForcedDecode,
@@ -150,27 +165,27 @@ def replay_sample(
     temperature: float,
     topk: int = 0,
     max_tokens: int = 224,
-    max_calls: int = 64,
+    budget: Budget | None = None,
+    last_token: int | None = None,
 ) -> list[tuple[tuple[int, ...], float] | None]:
     """One exact ancestral sample per seed: (tokens, sum logprob at T=1 incl. EOT).
 
-    A sample that reaches `max_tokens` without end-of-text is returned as None
-    (incomplete hypotheses are never used).
+    A sample that reaches `max_tokens` without end-of-text, or that the budget
+    cannot finish, is returned as None (incomplete hypotheses are never used).
+    Only tokens up to `last_token` are drawn (for Whisper: end-of-text).
     """
     samples = [_Sample(s, [], []) for s in seeds]
-    calls = 0
+    budget = budget if budget is not None else Budget(rows_left=64 * max(1, len(seeds)))
     while any(not s.done for s in samples):
-        if calls >= max_calls:
-            for s in samples:
-                s.done = True
-            break
         active = [s for s in samples if not s.done]
         groups: dict[tuple[int, ...], list[_Sample]] = {}
         for s in active:
             groups.setdefault(tuple(s.prefix), []).append(s)
         prefixes = list(groups)
+        if len(prefixes) > budget.rows_left:
+            break
+        budget.rows_left -= len(prefixes)
         results = decode(prefixes)
-        calls += 1
         for prefix, (seq, logits) in zip(prefixes, results, strict=True):
             for s in groups[prefix]:
                 before = len(s.logprobs)
@@ -182,6 +197,7 @@ def replay_sample(
                     temperature=temperature,
                     topk=topk,
                     max_tokens=max_tokens,
+                    last_token=last_token,
                 )
                 if len(s.logprobs) == before:  # the model gave nothing new: stop
                     s.done = True
@@ -200,10 +216,11 @@ def _advance(
     temperature: float,
     topk: int,
     max_tokens: int,
+    last_token: int | None,
 ) -> None:
     pos = len(s.prefix)
     while pos < len(logits):
-        tok, lp = draw(logits[pos], temperature, topk, uniform(s.seed, pos))
+        tok, lp = draw(logits[pos], temperature, topk, uniform(s.seed, pos), last_token)
         s.logprobs.append(lp)
         if tok == eot:
             s.done = s.complete = True
