@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from speechmill import __version__
 from speechmill.config import Config, LocalSource
 from speechmill.errors import ConfigError
-from speechmill.schemas import TABLES, Reject, SourceItem
+from speechmill.schemas import Reject, SourceItem
 from speechmill.store import Ledger, Marker, Store, new_run_id
 from speechmill.store.store import utcnow
 from speechmill.transforms.common import HYPOTHESES, REJECTS, SOURCES
@@ -35,7 +35,7 @@ from speechmill.transforms.transcribe import (
     decoder_id,
 )
 from speechmill.transforms.vad import DetectSpeechDoFn
-from speechmill.transforms.write import WriteTable
+from speechmill.transforms.write import WriteTables
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +160,7 @@ def build_corpus(
         HYPOTHESES: asr[HYPOTHESES],
         "rejects": rejects,
     }
-    for name, pcoll in outputs.items():
-        _ = pcoll | f"Write:{name}" >> WriteTable(TABLES[name], store.root, run_id)
+    _ = outputs | "WriteTables" >> WriteTables(store.root, run_id)
 
 
 def _parts(items: list[SourceItem], every: int | None) -> list[list[SourceItem]]:

@@ -34,6 +34,11 @@ RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}(-p\d{3,})?$")
 RECORDING_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
+def manifest_dir(store: Store, run_id: str) -> str:
+    """Where a run's writers list the files they wrote (read at commit)."""
+    return store.path(f"tables/_manifests/run={run_id}")
+
+
 def new_run_id(now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.timezone.utc)
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
@@ -195,19 +200,35 @@ class Store:
                 continue
         return out
 
+    def write_manifest(self, run_id: str, files: Sequence[DataFile]) -> str:
+        """Record data files a run wrote (called by the pipeline's writer)."""
+        path = fs.join(manifest_dir(self, run_id), f"{secrets.token_hex(8)}.json")
+        entries = [{"table": f.table, "path": f.path, "rows": f.rows} for f in files]
+        fs.write_bytes_atomic(path, json.dumps(sorted(entries, key=lambda e: e["path"])).encode())
+        return path
+
     def run_files(self, run_id: str) -> list[DataFile]:
-        """The data files a finished pipeline wrote for this run (its own directories)."""
-        files = []
-        for name in TABLES:
-            d = self.run_table_dir(name, run_id)
-            for info in sorted(fs.walk(d), key=lambda i: i.path):
-                rel = fs.relative(self.root, info.path)
-                if not rel.endswith(".parquet") or "/beam-temp" in rel or "/." in rel:
-                    continue
-                with fs.open_read(info.path) as f:
-                    rows = pq.ParquetFile(f).metadata.num_rows
-                files.append(DataFile(name, rel, rows))
-        return files
+        """The data files the run's manifests list (written by successful bundles only).
+
+        Each file must exist, lie in the run's own directory of its table, and hold
+        the row count the manifest says.
+        """
+        entries: dict[str, DataFile] = {}
+        for info in fs.walk(manifest_dir(self, run_id)):
+            if not info.path.endswith(".json"):
+                continue
+            for e in json.loads(fs.read_bytes(info.path)):
+                df = DataFile(str(e["table"]), str(e["path"]), int(e["rows"]))
+                prefix = f"tables/{df.table}/run={run_id}/"
+                if df.table not in TABLES or not df.path.startswith(prefix) or ".." in df.path:
+                    raise StoreError(f"manifest of run {run_id} lists a foreign file {df.path!r}")
+                entries[df.path] = df
+        for df in entries.values():
+            with fs.open_read(self.path(df.path)) as f:
+                rows = pq.ParquetFile(f).metadata.num_rows
+            if rows != df.rows:
+                raise StoreError(f"{df.path}: {rows} rows, manifest says {df.rows}")
+        return sorted(entries.values(), key=lambda d: d.path)
 
     def commit(
         self,
@@ -267,6 +288,8 @@ class Store:
             extra=dict(extra or {}),
         )
         fs.write_bytes_atomic(self.marker_path(handle.run_id), marker.to_json().encode())
+        # the manifests have served their purpose (gc removes them if this is interrupted)
+        fs.delete([i.path for i in fs.walk(manifest_dir(self, handle.run_id))])
         return marker
 
     def markers(self) -> list[Marker]:
