@@ -93,6 +93,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="ASR model (shorthand for --set asr.model=...)")
     p.add_argument("--no-progress", action="store_true", help="no live progress line")
 
+    p = sub.add_parser(
+        "refresh",
+        help="incremental corpus refresh: discover, fetch only what is new, commit (locked)",
+        description="The same job as `run`, under the dataset lock so two refreshes never "
+        "overlap. Items committed runs hold are skipped; feeds are fetched with conditional "
+        "requests and channel scans stop at known entries. Meant for cron/systemd/Airflow "
+        "(docs/scheduling.md).",
+    )
+    _add_config_args(p)
+    _add_root(p)
+    p.add_argument("--runner", help="Beam runner (shorthand for --set runner.name=...)")
+    p.add_argument("--no-progress", action="store_true", help="no live progress line")
+    p.add_argument("--break-lock", action="store_true", help="remove a stale dataset lock first")
+
+    p = sub.add_parser(
+        "sources",
+        help="list what the config's sources yield and the policy decision for each",
+    )
+    _add_config_args(p)
+    _add_root(p)
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="discover and decide only (the default: this command never downloads media)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per item")
+
     p = sub.add_parser("tables", help="tables, row counts and committed runs")
     _add_root(p)
     _add_config_args(p, optional=True)
@@ -240,6 +267,94 @@ def cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     if result.skipped:
         print(f"skipped        {result.skipped} items already committed")
     print(f"dataset        {store.root}  ({time.monotonic() - t0:.1f} s)")
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from speechmill.pipelines.corpus import run_corpus
+    from speechmill.pipelines.summary import summarize
+    from speechmill.store import Store
+
+    extra = [f"runner.name={args.runner}"] if args.runner else []
+    cfg = _load(args, extra)
+    root = args.root or cfg.store.root
+    store = Store(root)
+    if args.break_lock and store.lock_holder() is not None:
+        print(f"removing the lock of {store.root}: {store.lock_holder()}", file=sys.stderr)
+    t0 = time.monotonic()
+    result = run_corpus(
+        cfg,
+        root=root,
+        beam_args=beam_args,
+        progress=not args.no_progress,
+        pipeline="refresh",
+        lock=True,
+        break_lock=args.break_lock,
+    )
+    if not result.markers:
+        print(f"nothing new: {result.discovered} items discovered, all already in {store.root}")
+        return 0
+    print(summarize(store, result.run_ids).format())
+    print(f"dataset        {store.root}  ({time.monotonic() - t0:.1f} s)")
+    return 0
+
+
+def safe_text(value: object, limit: int = 60) -> str:
+    """Remote text for a terminal: control and bidi characters escaped, length capped."""
+    import unicodedata
+
+    text = "" if value is None else str(value)
+    out = []
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(ch.encode("unicode_escape").decode())
+        else:
+            out.append(ch)
+    s = "".join(out)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    from speechmill.pipelines.corpus import plan
+    from speechmill.store import Store, new_run_id
+
+    cfg = _load(args)
+    store = Store(args.root or cfg.store.root)
+    work = plan(cfg, store, new_run_id())
+    rows = []
+    for source, item, decision in work.decisions:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "source": source,
+                        "media_id": item.media_id,
+                        "url": item.url,
+                        "title": item.title,
+                        "license": item.license,
+                        "duration_s": item.duration_s,
+                        "decision": decision,
+                    },
+                    default=_json_default,
+                )
+            )
+        else:
+            rows.append(
+                (
+                    source,
+                    item.media_id,
+                    safe_text(item.title, 40),
+                    item.license,
+                    item.duration_s,
+                    safe_text(decision, 70),
+                )
+            )
+    if not args.json:
+        print_table(["source", "media_id", "title", "licence", "duration_s", "decision"], rows)
+        print(
+            f"\n{len(work.todo)} to fetch, {len(work.rejected)} skipped by policy or errors, "
+            f"{len(work.skipped) + work.known} already committed (dry run: nothing fetched)"
+        )
     return 0
 
 
@@ -406,6 +521,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_config(args)
         if args.command == "run":
             return cmd_run(args, beam_args)
+        if args.command == "refresh":
+            return cmd_refresh(args, beam_args)
         handlers = {
             "tables": cmd_tables,
             "query": cmd_query,
@@ -414,6 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "summary": cmd_summary,
             "gc": cmd_gc,
             "demo": cmd_demo,
+            "sources": cmd_sources,
         }
         return handlers[args.command](args)
     except SpeechmillError as e:

@@ -81,6 +81,8 @@ class LicensePolicy(_Model):
 
 
 class _RemoteSource(_SourceBase):
+    """Options every crawled source has (policy filters run before any download)."""
+
     min_duration_s: float | None = Field(None, ge=0, description="Skip shorter items.")
     max_duration_s: float | None = Field(None, gt=0, description="Skip longer items.")
     date_after: str | None = Field(None, description="YYYY-MM-DD, inclusive.")
@@ -90,6 +92,12 @@ class _RemoteSource(_SourceBase):
     )
     cookies_file: str | None = Field(None, description="Netscape cookies file (only if set).")
     rate_limit_s: float = Field(1.0, ge=0, description="Seconds between requests to a host.")
+    full_metadata: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Extract each playlist entry's full metadata (no media) during discovery: "
+        "`auto` does it when a licence, date or duration filter needs fields the flat "
+        "listing lacks.",
+    )
 
 
 class YtdlpSource(_RemoteSource):
@@ -250,11 +258,47 @@ class TestingConfig(_Model):
     fault: FaultInjection | None = Field(None, description="Crash a stage (atomicity tests).")
 
 
+class CrawlConfig(_Model):
+    """Fetching from the network: safety limits, retries and pacing."""
+
+    allow_private_networks: bool = Field(
+        False,
+        description="Allow private, loopback and link-local addresses (also after redirects). "
+        "Off by default so crawled pages cannot steer workers to internal services.",
+    )
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts, IPs or CIDR networks allowed even if private (e.g. 127.0.0.1).",
+    )
+    max_filesize_bytes: int = Field(
+        2 * 1024**3, gt=0, description="Downloads are cut off past this size (too_large)."
+    )
+    item_deadline_s: float = Field(
+        1800.0, gt=0, description="Wall-clock limit for fetching one item (timeout)."
+    )
+    socket_timeout_s: float = Field(30.0, gt=0, description="Timeout of a silent connection.")
+    retries: int = Field(2, ge=0, description="Retries of a transient failure within a run.")
+    backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each retry.")
+    max_attempts: int = Field(
+        5,
+        ge=1,
+        description="Runs that may try an item with transient failures before it is given up "
+        "(its reject becomes permanent).",
+    )
+    stop_after_known: int = Field(
+        50,
+        ge=1,
+        description="A refresh stops scanning a channel or playlist after this many "
+        "consecutive entries that committed runs already hold (newest-first listings).",
+    )
+
+
 class Config(_Model):
     """The effective configuration of one run."""
 
     store: StoreConfig = StoreConfig()
     sources: list[SourceSpec] = Field(default_factory=list)
+    crawl: CrawlConfig = CrawlConfig()
     audio: AudioConfig = AudioConfig()
     vad: VadConfig = VadConfig()
     asr: AsrConfig = AsrConfig()

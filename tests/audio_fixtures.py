@@ -89,6 +89,25 @@ def write_mp3(path: Path, audio: np.ndarray, rate: int) -> Path:
     return path
 
 
+def write_encoded(path: Path, audio: np.ndarray, rate: int, fmt: str, codec: str) -> Path:
+    """Encode with PyAV: ("ogg", "libopus") for Opus, ("ipod"/"mp4", "aac") for M4A, ..."""
+    import av
+
+    target = 48000 if codec in ("libopus", "opus") else rate
+    if target != rate:
+        audio = resample(audio, rate, target)
+    with av.open(str(path), "w", format=fmt) as out:
+        st = out.add_stream(codec, rate=target, layout="mono")
+        pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = target
+        for p in st.encode(frame):
+            out.mux(p)
+        for p in st.encode(None):
+            out.mux(p)
+    return path
+
+
 def write_long_silence(path: Path, seconds: float, rate: int = 16000) -> Path:
     """A long silent FLAC, written in blocks (tiny on disk)."""
     block = np.zeros(rate * 60, dtype=np.int16)

@@ -11,20 +11,19 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from speechmill import __version__
-from speechmill.config import Config, LocalSource
-from speechmill.errors import ConfigError
+from speechmill.config import Config, LocalSource, RssSource
 from speechmill.schemas import Reject, SourceItem
 from speechmill.store import Ledger, Marker, Store, new_run_id
 from speechmill.store.store import utcnow
 from speechmill.transforms.common import HYPOTHESES, REJECTS, SOURCES
-from speechmill.transforms.decode import DecodeLocalDoFn, DedupeRecordings
+from speechmill.transforms.decode import AcquireDoFn, DedupeRecordings
 from speechmill.transforms.discover import discover_local
 from speechmill.transforms.transcribe import (
     AsrModelHandler,
@@ -42,11 +41,20 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Plan:
-    """What a run will do: new items, items skipped as done, discovery rejects."""
+    """What a run will do, decided on the driver before any download."""
 
-    todo: list[SourceItem]
-    skipped: list[SourceItem]
-    rejects: list[Reject]
+    todo: list[SourceItem] = field(default_factory=list)  # to fetch / decode
+    skipped: list[SourceItem] = field(default_factory=list)  # done in committed runs
+    rejected: list[SourceItem] = field(default_factory=list)  # skipped now, with a reject
+    rejects: list[Reject] = field(default_factory=list)  # new rejects from discovery/policy
+    known: int = 0  # remote items a listing showed that committed runs hold
+    watermarks: dict[str, dict[str, str]] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+    decisions: list[tuple[str, SourceItem, str]] = field(default_factory=list)
+
+    @property
+    def discovered(self) -> int:
+        return len(self.todo) + len(self.skipped) + len(self.rejected) + self.known
 
 
 @dataclass
@@ -60,39 +68,77 @@ class RunResult:
         return [m.run_id for m in self.markers]
 
 
-def discover(
-    cfg: Config, run_id: str, base_dir: str | None = None
-) -> tuple[list[SourceItem], list[Reject]]:
-    """Every source item the config's sources yield now (driver side)."""
+def _give_up(r: Reject, ledger: Ledger, max_attempts: int) -> Reject:
+    tries = ledger.attempts.get(r.item_id, 0) + 1
+    if r.retryable and tries >= max_attempts:
+        return dataclasses.replace(
+            r,
+            retryable=False,
+            reason=f"{r.reason} (gave up after {tries} runs; crawl.max_attempts)",
+        )
+    return r
+
+
+def plan(cfg: Config, store: Store, run_id: str, base_dir: str | None = None) -> Plan:
+    """Discover every source, skip what committed runs settled, decide the rest."""
+    from speechmill.transforms.discover_remote import discover_rss, discover_ytdlp
+
     base = base_dir or os.getcwd()
     now = utcnow()
-    items: list[SourceItem] = []
-    rejects: list[Reject] = []
-    for spec, name in zip(cfg.sources, cfg.source_names(), strict=True):
-        if isinstance(spec, LocalSource):
-            found = discover_local(spec, name, run_id, base, now)
-            items.extend(found.items)
-            rejects.extend(found.rejects)
-        else:
-            raise ConfigError(
-                f"source {name}: kind {spec.kind!r} is not available in this version; "
-                "use kind: local"
-            )
-    return items, rejects
-
-
-def plan(cfg: Config, store: Store, run_id: str) -> Plan:
-    items, rejects = discover(cfg, run_id)
     ledger = Ledger.load(store)
-    todo: list[SourceItem] = []
-    skipped: list[SourceItem] = []
+    out = Plan(attempts=dict(ledger.attempts))
     seen: set[str] = set()
-    for it in items:
-        if it.media_id in seen:
-            continue
-        seen.add(it.media_id)
-        (skipped if ledger.is_done(it.media_id, it.etag) else todo).append(it)
-    return Plan(todo, skipped, rejects)
+
+    def settled(media_id: str) -> bool:
+        return ledger.is_settled(media_id)
+
+    for spec, name in zip(cfg.sources, cfg.source_names(), strict=True):
+        accepted: list[SourceItem]
+        rejected: list[SourceItem]
+        rejects: list[Reject]
+        if isinstance(spec, LocalSource):
+            local = discover_local(spec, name, run_id, base, now)
+            accepted, rejected, rejects = local.items, [], local.rejects
+        elif isinstance(spec, RssSource):
+            found = discover_rss(
+                spec, name, run_id, now, cfg.crawl, settled, ledger.watermarks.get(name)
+            )
+            accepted, rejected, rejects = found.items, found.skipped, found.rejects
+            out.known += found.known
+            if found.watermark:
+                out.watermarks[name] = found.watermark
+        else:
+            found = discover_ytdlp(spec, name, run_id, now, cfg.crawl, settled)
+            accepted, rejected, rejects = found.items, found.skipped, found.rejects
+            out.known += found.known
+        reject_of = {r.item_id: r for r in rejects}
+        for it in accepted:
+            if it.media_id in seen:
+                continue
+            seen.add(it.media_id)
+            if ledger.is_done(it.media_id, it.etag) and ledger.policy_reject(it.media_id) is None:
+                out.skipped.append(it)
+                out.decisions.append((name, it, "done"))
+            else:
+                out.todo.append(it)
+                out.decisions.append((name, it, "fetch"))
+        for it in rejected:
+            if it.media_id in seen:
+                continue
+            seen.add(it.media_id)
+            r = reject_of.get(it.media_id)
+            if r is None:
+                continue
+            out.decisions.append((name, it, f"skip: {r.category}: {r.reason}"))
+            if ledger.policy_reject(it.media_id) == r.category:
+                continue  # the same decision is already committed
+            out.rejected.append(it)
+            out.rejects.append(_give_up(r, ledger, cfg.crawl.max_attempts))
+        listed = {it.media_id for it in rejected}
+        for r in rejects:  # rejects without an item (paths that match nothing)
+            if r.item_id not in listed:
+                out.rejects.append(_give_up(r, ledger, cfg.crawl.max_attempts))
+    return out
 
 
 def pipeline_options(cfg: Config, beam_args: Sequence[str] = ()) -> PipelineOptions:
@@ -110,6 +156,8 @@ def build_corpus(
     *,
     items: Sequence[SourceItem],
     pre_rejects: Sequence[Reject],
+    pre_sources: Sequence[SourceItem] = (),
+    attempts: Mapping[str, int] | None = None,
     cfg: Config,
     store: Store,
     run_id: str,
@@ -129,9 +177,22 @@ def build_corpus(
         language=cfg.asr.language,
         batch_size=cfg.asr.batch_size,
     )
+    pacing = {
+        name: (getattr(spec, "rate_limit_s", 0.0), getattr(spec, "cookies_file", None))
+        for spec, name in zip(cfg.sources, cfg.source_names(), strict=True)
+    }
     sources = p | "Sources" >> beam.Create(list(items))
-    decoded = sources | "Decode" >> beam.ParDo(
-        DecodeLocalDoFn(store.root, cfg.audio, run_id, committed_recordings, fault)
+    decoded = sources | "Acquire" >> beam.ParDo(
+        AcquireDoFn(
+            store.root,
+            cfg.audio,
+            run_id,
+            committed_recordings,
+            fault,
+            crawl=cfg.crawl,
+            attempts={it.media_id: (attempts or {}).get(it.media_id, 0) for it in items},
+            pacing=pacing,
+        )
     ).with_outputs(SOURCES, REJECTS, main="recordings")
     recordings = decoded.recordings | "Dedupe" >> DedupeRecordings()
     vad = recordings | "VAD" >> beam.ParDo(
@@ -153,8 +214,12 @@ def build_corpus(
         vad[REJECTS],
         asr["rejects"],
     ) | "AllRejects" >> beam.Flatten()
+    all_sources = (
+        p | "SkippedSources" >> beam.Create(list(pre_sources)),
+        decoded[SOURCES],
+    ) | "AllSources" >> beam.Flatten()
     outputs = {
-        "sources": decoded[SOURCES],
+        "sources": all_sources,
         "recordings": recordings,
         "segments": asr["segments"],
         HYPOTHESES: asr[HYPOTHESES],
@@ -177,14 +242,33 @@ def run_corpus(
     beam_args: Sequence[str] = (),
     progress: bool | None = None,
     pipeline: str = "corpus",
+    lock: bool = False,
+    break_lock: bool = False,
 ) -> RunResult:
-    """Run the corpus pipeline against a dataset root and commit (one marker per part)."""
+    """Run the corpus pipeline against a dataset root and commit (one marker per part).
+
+    `run` and `refresh` share this code path; `refresh` takes the dataset lock.
+    """
     store = Store(root or cfg.store.root)
+    if lock:
+        with store.lock(pipeline, break_lock=break_lock):
+            return _run(cfg, store, factory, beam_args, progress, pipeline)
+    return _run(cfg, store, factory, beam_args, progress, pipeline)
+
+
+def _run(
+    cfg: Config,
+    store: Store,
+    factory: BackendFactory | None,
+    beam_args: Sequence[str],
+    progress: bool | None,
+    pipeline: str,
+) -> RunResult:
     if factory is None:
         factory = FasterWhisperFactory.from_config(cfg.asr)
     base_run = new_run_id()
     work = plan(cfg, store, base_run)
-    result = RunResult(skipped=len(work.skipped), discovered=len(work.todo) + len(work.skipped))
+    result = RunResult(skipped=len(work.skipped) + work.known, discovered=work.discovered)
     if not work.todo and not work.rejects:
         return result
     model_hash = factory.fingerprint()
@@ -197,6 +281,9 @@ def run_corpus(
         run_id = base_run if len(parts) == 1 else f"{base_run}-p{i + 1:03d}"
         part_items = [dataclasses.replace(it, run_id=run_id) for it in part]
         pre = [dataclasses.replace(r, run_id=run_id) for r in work.rejects] if i == 0 else []
+        pre_sources = (
+            [dataclasses.replace(x, run_id=run_id) for x in work.rejected] if i == 0 else []
+        )
         handle = store.begin(pipeline, run_id)
         try:
             committed = Ledger.load(store).recordings
@@ -205,6 +292,8 @@ def run_corpus(
                     p,
                     items=part_items,
                     pre_rejects=pre,
+                    pre_sources=pre_sources,
+                    attempts=work.attempts,
                     cfg=cfg,
                     store=store,
                     run_id=run_id,
@@ -223,7 +312,12 @@ def run_corpus(
                 model_hashes={factory.model_id: model_hash},
                 parent_runs=parent,
                 runner=cfg.runner.name,
-                extra={"part": i + 1, "parts": len(parts), "items": len(part_items)},
+                extra={
+                    "part": i + 1,
+                    "parts": len(parts),
+                    "items": len(part_items),
+                    "watermarks": work.watermarks if i == len(parts) - 1 else {},
+                },
             )
         finally:
             store.end(handle)

@@ -12,20 +12,21 @@ marker lists are debris of failed runs (see `gc`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import re
 import secrets
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from speechmill.errors import StoreError
+from speechmill.errors import LockedError, StoreError
 from speechmill.schemas import SCHEMA_VERSION, TABLES, RunRecord
 from speechmill.store import fs
 
@@ -171,6 +172,93 @@ class Store:
 
     def active_path(self, run_id: str) -> str:
         return self.path(f"runs/_active/{run_id}.json")
+
+    # ------------------------------------------------------------------ lock
+    def lock_path(self) -> str:
+        return self.path("runs/_lock.json")
+
+    def lock_holder(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(fs.read_bytes(self.lock_path()))
+            return data
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {"unreadable": True}
+
+    def _lock_is_stale(self, holder: dict[str, Any], stale_after: dt.timedelta) -> bool:
+        if holder.get("unreadable"):
+            return False
+        if holder.get("host") == socket.gethostname():
+            pid = int(holder.get("pid", -1))
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+            return False
+        try:
+            started = dt.datetime.fromisoformat(str(holder["started_at"]))
+        except (KeyError, ValueError):
+            return False
+        return utcnow() - started > stale_after
+
+    @contextlib.contextmanager
+    def lock(
+        self,
+        pipeline: str,
+        *,
+        stale_after: dt.timedelta = dt.timedelta(hours=24),
+        break_lock: bool = False,
+    ) -> Iterator[None]:
+        """Hold the dataset lock (two refreshes never overlap).
+
+        A lock left by a killed process on this host is taken over at once; one
+        from another host after `stale_after`; `break_lock` removes any lock. On
+        local roots the lock file is created atomically (O_EXCL); on object
+        stores creation is best effort (see docs/crawl.md).
+        """
+        path = self.lock_path()
+        mine = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "pipeline": pipeline,
+            "started_at": utcnow().isoformat(),
+            "token": secrets.token_hex(8),
+        }
+        data = json.dumps(mine).encode()
+        for _ in range(2):
+            holder = self.lock_holder()
+            if holder is not None and (break_lock or self._lock_is_stale(holder, stale_after)):
+                fs.delete([path])
+                holder = None
+            if holder is not None:
+                raise LockedError(
+                    f"{self.root} is locked by {holder.get('pipeline', '?')} "
+                    f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, started "
+                    f"{holder.get('started_at', '?')}). Two refreshes never overlap; if that "
+                    "process is gone, run again with --break-lock."
+                )
+            if fs.is_remote(path):
+                fs.write_bytes_atomic(path, data)
+                break
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            break
+        else:
+            raise LockedError(f"{self.root}: could not take the lock")
+        try:
+            yield
+        finally:
+            now = self.lock_holder()
+            if now is not None and now.get("token") == mine["token"]:
+                fs.delete([path])
 
     # ------------------------------------------------------------------ runs
     def begin(self, pipeline: str, run_id: str | None = None) -> RunHandle:

@@ -10,7 +10,7 @@ from speechmill.config import AudioConfig, VadConfig
 from speechmill.schemas import SourceItem
 from speechmill.transforms.common import REJECTS, SOURCES
 from speechmill.transforms.core.chunks import local_media_id
-from speechmill.transforms.decode import DecodeLocalDoFn
+from speechmill.transforms.decode import AcquireDoFn
 from speechmill.transforms.vad import DetectSpeechDoFn
 from tests.audio_fixtures import speech_clip, write_wav
 
@@ -50,7 +50,7 @@ def test_decode_then_vad(tmp_path):
         dec = (
             p
             | beam.Create([item(good), item(empty), item(silent)])
-            | beam.ParDo(DecodeLocalDoFn(root, AudioConfig(), "r1", frozenset())).with_outputs(
+            | beam.ParDo(AcquireDoFn(root, AudioConfig(), "r1", frozenset())).with_outputs(
                 SOURCES, REJECTS, main="recordings"
             )
         )

@@ -1,0 +1,123 @@
+"""Per-source policy decisions made before any download (pure)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from speechmill.schemas import Category
+from speechmill.transforms.core.licenses import policy_decision
+
+POLICY_CATEGORIES = frozenset(
+    {
+        Category.POLICY_LICENSE.value,
+        Category.POLICY_DURATION.value,
+        Category.POLICY_DATE.value,
+        Category.POLICY_LANGUAGE.value,
+        Category.POLICY_CAP.value,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The filters of one source spec, in plain values."""
+
+    max_items: int | None = None
+    allow: Sequence[str] | None = None
+    deny: Sequence[str] = ()
+    min_duration_s: float | None = None
+    max_duration_s: float | None = None
+    date_after: dt.date | None = None
+    date_before: dt.date | None = None
+    language: str | None = None
+
+    @property
+    def needs_license(self) -> bool:
+        return self.allow is not None or bool(self.deny)
+
+    @property
+    def needs_duration(self) -> bool:
+        return self.min_duration_s is not None or self.max_duration_s is not None
+
+    @property
+    def needs_date(self) -> bool:
+        return self.date_after is not None or self.date_before is not None
+
+
+@dataclass(frozen=True)
+class Decision:
+    ok: bool
+    category: Category | None = None
+    reason: str = ""
+
+
+ACCEPT = Decision(True)
+
+
+def parse_day(text: str | None) -> dt.date | None:
+    """`YYYY-MM-DD` or yt-dlp's `YYYYMMDD`; None if absent or malformed."""
+    if not text:
+        return None
+    t = text.strip()
+    for fmt in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return dt.datetime.strptime(t, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def decide(
+    policy: Policy,
+    *,
+    position: int,
+    license_id: str,
+    duration_s: float | None,
+    upload_date: dt.date | None,
+    language: str | None,
+) -> Decision:
+    """Keep or skip one discovered item. `position` counts the source's new items (0-based).
+
+    Unknown durations, dates and languages pass (they are checked after download
+    where possible: the decoded duration against audio limits); an unknown licence
+    does not pass once a licence policy is set.
+    """
+    if policy.max_items is not None and position >= policy.max_items:
+        return Decision(False, Category.POLICY_CAP, f"over max_items ({policy.max_items})")
+    if policy.needs_license:
+        ok, reason = policy_decision(license_id, policy.allow, policy.deny)
+        if not ok:
+            return Decision(False, Category.POLICY_LICENSE, reason)
+    if duration_s is not None:
+        if policy.min_duration_s is not None and duration_s < policy.min_duration_s:
+            return Decision(
+                False,
+                Category.POLICY_DURATION,
+                f"declared duration {duration_s:.0f} s is under min_duration_s "
+                f"({policy.min_duration_s:g})",
+            )
+        if policy.max_duration_s is not None and duration_s > policy.max_duration_s:
+            return Decision(
+                False,
+                Category.POLICY_DURATION,
+                f"declared duration {duration_s:.0f} s is over max_duration_s "
+                f"({policy.max_duration_s:g})",
+            )
+    if upload_date is not None:
+        if policy.date_after is not None and upload_date < policy.date_after:
+            return Decision(
+                False, Category.POLICY_DATE, f"published {upload_date} before {policy.date_after}"
+            )
+        if policy.date_before is not None and upload_date > policy.date_before:
+            return Decision(
+                False, Category.POLICY_DATE, f"published {upload_date} after {policy.date_before}"
+            )
+    if policy.language and language and language.split("-")[0].lower() != policy.language.lower():
+        return Decision(
+            False,
+            Category.POLICY_LANGUAGE,
+            f"declared language {language!r} is not the expected {policy.language!r}",
+        )
+    return ACCEPT
