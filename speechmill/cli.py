@@ -257,10 +257,7 @@ def cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
 
     store = Store(root)
     if not result.markers:
-        print(
-            f"nothing new: {result.skipped} of {result.discovered} items are already "
-            f"committed in {store.root}"
-        )
+        print(result.nothing_new(store.root))
         return 0
     summary = summarize(store, result.run_ids)
     print(summary.format())
@@ -292,7 +289,7 @@ def cmd_refresh(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         break_lock=args.break_lock,
     )
     if not result.markers:
-        print(f"nothing new: {result.discovered} items discovered, all already in {store.root}")
+        print(result.nothing_new(store.root))
         return 0
     print(summarize(store, result.run_ids).format())
     print(f"dataset        {store.root}  ({time.monotonic() - t0:.1f} s)")

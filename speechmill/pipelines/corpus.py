@@ -49,6 +49,7 @@ class Plan:
     rejects: list[Reject] = field(default_factory=list)  # new rejects from discovery/policy
     known: int = 0  # remote items a listing showed that committed runs hold
     watermarks: dict[str, dict[str, str]] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)  # feeds that answered 304
     attempts: dict[str, int] = field(default_factory=dict)
     decisions: list[tuple[str, SourceItem, str]] = field(default_factory=list)
 
@@ -62,6 +63,14 @@ class RunResult:
     markers: list[Marker] = field(default_factory=list)
     skipped: int = 0
     discovered: int = 0
+    unchanged: list[str] = field(default_factory=list)
+
+    def nothing_new(self, root: str) -> str:
+        """One line for a run that committed nothing."""
+        text = f"nothing new in {root}: {self.skipped} listed items are already committed"
+        if self.unchanged:
+            text += f"; feeds unchanged since the last refresh: {', '.join(self.unchanged)}"
+        return text
 
     @property
     def run_ids(self) -> list[str]:
@@ -107,6 +116,8 @@ def plan(cfg: Config, store: Store, run_id: str, base_dir: str | None = None) ->
             out.known += found.known
             if found.watermark:
                 out.watermarks[name] = found.watermark
+            if found.unchanged:
+                out.unchanged.append(name)
         else:
             found = discover_ytdlp(spec, name, run_id, now, cfg.crawl, settled)
             accepted, rejected, rejects = found.items, found.skipped, found.rejects
@@ -268,7 +279,11 @@ def _run(
         factory = FasterWhisperFactory.from_config(cfg.asr)
     base_run = new_run_id()
     work = plan(cfg, store, base_run)
-    result = RunResult(skipped=len(work.skipped) + work.known, discovered=work.discovered)
+    result = RunResult(
+        skipped=len(work.skipped) + work.known,
+        discovered=work.discovered,
+        unchanged=list(work.unchanged),
+    )
     if not work.todo and not work.rejects:
         return result
     model_hash = factory.fingerprint()

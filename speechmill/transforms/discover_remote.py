@@ -48,6 +48,7 @@ class Found:
     rejects: list[Reject] = field(default_factory=list)
     decisions: list[tuple[SourceItem, Decision]] = field(default_factory=list)
     watermark: dict[str, str] = field(default_factory=dict)
+    unchanged: bool = False  # the feed answered 304 Not Modified
 
 
 def host_policy(crawl: CrawlConfig) -> HostPolicy:
@@ -363,6 +364,7 @@ def discover_rss(
         return found
     if res.not_modified:
         found.watermark = dict(wm)
+        found.unchanged = True
         return found
     lower = {k.lower(): v for k, v in res.headers.items()}
     found.watermark = {

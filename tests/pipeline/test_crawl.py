@@ -196,16 +196,21 @@ def test_endless_downloads_are_cut_at_the_size_cap_and_redirects_are_checked(
     urls = tmp_path / "urls.txt"
     urls.write_text(f"{http_site.url('/live.mp3')}\n{http_site.url('/meta.mp3')}\n")
     root = tmp_path / "ds"
-    cfg = load_config(text=f"""
+    cfg = load_config(
+        text=f"""
 store: {{root: {root}}}
 crawl: {{allow_hosts: [127.0.0.1], max_filesize_bytes: 300000, retries: 0,
         socket_timeout_s: 5}}
 sources:
   - {{kind: list, path: {urls}, rate_limit_s: 0}}
-""")
+"""
+    )
     run(cfg)
-    got = dict(rows(root, "select s.url, j.category from sources s join rejects j "
-                          "on j.item_id = s.media_id"))
+    got = dict(
+        rows(
+            root, "select s.url, j.category from sources s join rejects j on j.item_id = s.media_id"
+        )
+    )
     assert got[http_site.url("/live.mp3")] == "too_large"
     assert got[http_site.url("/meta.mp3")] == "blocked_host"
     assert http_site.errors == []
