@@ -200,6 +200,14 @@ class AsrConfig(_Model):
         description="Decoder rows the top-ups of one list may spend (0: no top-ups). Bounds "
         "the cost of sampling on long, confident chunks; see docs/nbest.md.",
     )
+    sample_max_tokens: int = Field(
+        64,
+        ge=0,
+        description="Top-ups are attempted only for lists whose beam hypotheses have at most "
+        "this many tokens (about 15-20 s of speech): on long, confident chunks the beam's "
+        "variants differ in case and punctuation, and samples rarely add a distinct one at a "
+        "high cost on CPU (see docs/nbest.md).",
+    )
     sample_topk: int = Field(0, ge=0, description="0: sample from the whole vocabulary.")
     normalizer: Literal["whisper-english", "whisper-basic"] = Field(
         "whisper-english", description="Text normaliser used to de-duplicate and score."

@@ -37,6 +37,7 @@ class DecodeOptions:
     top_up: bool = True
     temperatures: tuple[float, ...] = (1.0, 1.3)
     sample_budget: int = 8
+    sample_max_tokens: int = 64
     topk: int = 0
     max_new_tokens: int = 224
     min_context_s: float = 30.0
@@ -45,7 +46,7 @@ class DecodeOptions:
         return (
             f"beam={self.beam_size},n={self.n_best},top_up={self.top_up},"
             f"T={','.join(map(str, self.temperatures))},topk={self.topk},"
-            f"budget={self.sample_budget},"
+            f"budget={self.sample_budget},max_tokens_topup={self.sample_max_tokens},"
             f"max_tokens={self.max_new_tokens},ctx={self.min_context_s}"
         )
 

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 BUNDLED = "bundled:tiny.en"
 FRAMES_PER_SECOND = 100  # log-mel frames per second of audio
 MAX_FRAMES = 3000  # Whisper's 30 s window
+FORCED_WINDOW = 32  # tokens a teacher-forced decode continues past its prefix
 
 
 def resolve_model(name: str) -> str:
@@ -262,7 +263,8 @@ class FasterWhisperBackend:
                 for score, ids in zip(res.scores, res.sequences_ids, strict=True)
             ]
             sampler = None
-            if options.top_up:
+            longest_beam = max((len(c.tokens) for c in beam), default=0)
+            if options.top_up and longest_beam <= options.sample_max_tokens:
                 sampler = self._sampler(enc[i : i + 1], prompts[i], tk, item.item_id, options)
             nbest = assemble(
                 beam,
@@ -299,11 +301,15 @@ class FasterWhisperBackend:
             prefixes: Sequence[tuple[int, ...]],
         ) -> list[tuple[Sequence[int], Sequence[np.ndarray]]]:
             rep = np.ascontiguousarray(np.repeat(enc_one, len(prefixes), axis=0))
+            # CTranslate2's Whisper returns max_length // 2 positions (prefix included):
+            # decode only a window past the longest prefix; a sample that needs more
+            # positions asks again from where it is
+            longest = max(len(p) for p in prefixes)
             res = self._fw.model.generate(
                 ctranslate2.StorageView.from_array(rep),
                 [prompt + list(p) for p in prefixes],
                 beam_size=1,
-                max_length=min(448, 2 * options.max_new_tokens),
+                max_length=min(448, 2 * (longest + FORCED_WINDOW)),
                 return_logits_vocab=True,
                 suppress_blank=False,
             )

@@ -2,14 +2,17 @@
 
 from speechmill.schemas.base import REGISTRY, Column, TableSpec, spec_of
 from speechmill.schemas.corpus import Attribution, NBestList, Recording, Segment, SourceItem
+from speechmill.schemas.refine import Label, Utterance, Word
 from speechmill.schemas.rejects import CATEGORY_DOCS, Category, Reject
 from speechmill.schemas.runs import RunRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped on any change to any table; docs/schema.md keeps the release notes."""
 
 SCHEMA_NOTES: dict[int, str] = {
     1: "First release: sources, recordings, segments, hypotheses, rejects, runs.",
+    2: "New tables `utterances` (aligned, resegmented units with word timings) and `labels` "
+    "(noisy-student rounds with lineage). No column of version 1 changed.",
 }
 
 TABLES: dict[str, TableSpec] = REGISTRY
@@ -26,8 +29,11 @@ __all__ = [
     "Recording",
     "Reject",
     "RunRecord",
+    "Label",
     "Segment",
     "SourceItem",
     "TableSpec",
+    "Utterance",
+    "Word",
     "spec_of",
 ]

@@ -73,6 +73,7 @@ def decode_options(cfg: AsrConfig) -> DecodeOptions:
         top_up=cfg.top_up,
         temperatures=tuple(cfg.sample_temperatures),
         sample_budget=cfg.sample_budget,
+        sample_max_tokens=cfg.sample_max_tokens,
         topk=cfg.sample_topk,
         max_new_tokens=cfg.max_new_tokens,
         min_context_s=cfg.min_context_s,
