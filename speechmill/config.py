@@ -301,6 +301,79 @@ class CrawlConfig(_Model):
     )
 
 
+class AlignConfig(_Model):
+    """Forced alignment and resegmentation (`speechmill refine`)."""
+
+    backend: Literal["whisper", "ctc"] = Field(
+        "whisper",
+        description="`whisper`: cross-attention alignment through CTranslate2 `align` on the "
+        "ASR model; `ctc`: a CTC aligner (MMS) through torch (extra `speechmill[ctc]`).",
+    )
+    window_s: float = Field(30.0, gt=5, le=30, description="Alignment window (Whisper: <= 30 s).")
+    overlap_s: float = Field(5.0, ge=0, description="Overlap of consecutive windows.")
+    min_utterance_s: float = Field(
+        2.0, gt=0, description="Shortest utterance resegmentation makes (GigaSpeech 2: 2 s)."
+    )
+    max_utterance_s: float = Field(
+        30.0, gt=0, le=30, description="Longest utterance (GigaSpeech 2: 30 s)."
+    )
+    min_pause_s: float = Field(
+        0.3, ge=0, description="A gap between words at least this long is a cut candidate."
+    )
+    pad_s: float = Field(0.15, ge=0, description="Audio kept around the first and last word.")
+
+
+class FiltersConfig(_Model):
+    """The filter suite (docs/filters.md gives each default and where it comes from)."""
+
+    min_duration_s: float = Field(2.0, ge=0, description="Shorter utterances are dropped.")
+    max_duration_s: float = Field(30.0, gt=0, description="Longer utterances are dropped.")
+    min_script_ratio: float = Field(
+        0.98, ge=0, le=1, description="Share of the label's letters in the target script."
+    )
+    min_text_lid_prob: float = Field(
+        0.5, ge=0, le=1, description="Text language ID probability of the target language."
+    )
+    min_audio_lid_prob: float = Field(
+        0.5, ge=0, le=1, description="Whisper's audio language probability (multilingual only)."
+    )
+    speech_rate_iqr_k: float = Field(
+        1.5, gt=0, description="Characters/s outside [Q1 - k IQR, Q3 + k IQR] of the source."
+    )
+    min_align_score: float = Field(0.2, ge=0, le=1, description="Mean word alignment score.")
+    max_unaligned_ratio: float = Field(0.1, ge=0, le=1, description="Share of unplaced words.")
+    max_compression_ratio: float = Field(2.4, gt=0, description="Whisper's repetition signal.")
+    max_ngram_repeats: int = Field(
+        4, ge=2, description="A word 3-gram repeated this often marks a repetition loop."
+    )
+    max_no_speech_prob: float = Field(
+        0.6, ge=0, le=1, description="With a low avg log-prob: likely no speech (Whisper)."
+    )
+    min_avg_logprob: float = Field(-1.0, description="Decoder confidence floor (Whisper).")
+    max_label_cer: float = Field(
+        0.3, ge=0, description="CER between the label and the utterance's own decode."
+    )
+    dedupe: Literal["source", "none"] = Field(
+        "source", description="Drop repeated transcripts within a source (first id kept)."
+    )
+    disable: list[str] = Field(
+        default_factory=list, description="Filter names to switch off (e.g. [speech_rate])."
+    )
+
+
+class RelabelConfig(_Model):
+    """Noisy-student relabelling rounds (`speechmill relabel`, `speechmill nst`)."""
+
+    cer_gate: float = Field(
+        0.2,
+        ge=0,
+        description="Keep the teacher's label when CER(previous label, teacher) <= this "
+        "(docs/relabel.md explains the default).",
+    )
+    teacher_beam_size: int = Field(5, ge=1, description="Beam size of the teacher's decode.")
+    batch_size: int = Field(8, ge=1, description="Utterances per teacher call.")
+
+
 class Config(_Model):
     """The effective configuration of one run."""
 
@@ -310,6 +383,9 @@ class Config(_Model):
     audio: AudioConfig = AudioConfig()
     vad: VadConfig = VadConfig()
     asr: AsrConfig = AsrConfig()
+    align: AlignConfig = AlignConfig()
+    filters: FiltersConfig = FiltersConfig()
+    relabel: RelabelConfig = RelabelConfig()
     runner: RunnerConfig = RunnerConfig()
     testing: TestingConfig = TestingConfig()
 
