@@ -108,6 +108,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--break-lock", action="store_true", help="remove a stale dataset lock first")
 
     p = sub.add_parser(
+        "refine",
+        help="align transcripts, cut utterances, decode and filter them (round-0 labels)",
+        description="For committed recordings not refined yet: force-align each segment's "
+        "text, resegment at sentence ends and pauses, decode every utterance on its own audio, "
+        "apply the filter suite (docs/filters.md) and commit utterances and round-0 labels.",
+    )
+    _add_config_args(p)
+    _add_root(p)
+
+    p = sub.add_parser(
+        "relabel",
+        help="one noisy-student round: a teacher relabels the kept utterances (CER gate)",
+    )
+    _add_config_args(p)
+    _add_root(p)
+    p.add_argument("--teacher", required=True, help="teacher model (name or directory)")
+    p.add_argument("--round", type=int, required=True, help="round number (1, 2, ...)")
+    p.add_argument("--force", action="store_true", help="replace a committed round")
+
+    p = sub.add_parser(
+        "nst",
+        help="noisy-student loop: relabel, export, train, repeat",
+        description="For each round: relabel with the current teacher, export the kept set "
+        "to <root>/nst/round-K/manifest.jsonl, run the training command and use the model it "
+        "writes (<root>/nst/round-K/model) as the next teacher.",
+    )
+    _add_config_args(p)
+    _add_root(p)
+    p.add_argument("--rounds", type=int, required=True)
+    p.add_argument(
+        "--train-cmd",
+        required=True,
+        help="training command template with {manifest}, {out_model}, {round}; split like a "
+        "shell would but run as an argument list (no shell)",
+    )
+    p.add_argument("--teacher", help="first teacher (default: asr.model)")
+    p.add_argument("--force", action="store_true", help="recompute committed rounds")
+
+    p = sub.add_parser(
         "sources",
         help="list what the config's sources yield and the policy decision for each",
     )
@@ -296,6 +335,78 @@ def cmd_refresh(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     return 0
 
 
+def cmd_refine(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from speechmill.pipelines.refine import run_refine
+    from speechmill.pipelines.summary import summarize
+    from speechmill.store import Store, connect
+
+    cfg = _load(args)
+    root = args.root or cfg.store.root
+    result = run_refine(cfg, root=root, beam_args=beam_args)
+    store = Store(root)
+    if not result.markers:
+        print(f"nothing to refine in {store.root}: {result.skipped} recordings already refined")
+        return 0
+    print(summarize(store, result.run_ids).format())
+    con = connect(store)
+    rows = con.execute(
+        "SELECT count(*), coalesce(sum(duration_s), 0), "
+        "count(*) FILTER (WHERE l.decision = 'seed') FROM utterances_history u "
+        "JOIN labels l USING (utterance_id) WHERE l.round = 0 AND u.run_id = ?",
+        [result.run_ids[0]],
+    ).fetchone() or (0, 0.0, 0)
+    print(f"utterances     {rows[0]}  ({rows[1] / 3600:.3f} h; {rows[2]} kept by the filters)")
+    return 0
+
+
+def cmd_relabel(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from speechmill.pipelines.relabel import run_round
+
+    cfg = _load(args)
+    r = run_round(
+        cfg,
+        teacher=args.teacher,
+        round_k=args.round,
+        force=args.force,
+        root=args.root,
+        beam_args=beam_args,
+    )
+    if r.skipped_committed:
+        print(f"round {args.round} is already committed; nothing to do (--force replaces it)")
+        return 0
+    print(
+        f"round {r.round}  teacher {r.teacher}: {r.kept} kept, {r.rejected} rejected "
+        f"of {r.pool} (CER gate {cfg.relabel.cer_gate})"
+    )
+    return 0
+
+
+def cmd_nst(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from speechmill.pipelines.relabel import run_nst
+
+    cfg = _load(args)
+    r = run_nst(
+        cfg,
+        rounds=args.rounds,
+        train_cmd=args.train_cmd,
+        teacher=args.teacher,
+        root=args.root,
+        force=args.force,
+        beam_args=beam_args,
+    )
+    for rr, teacher in zip(r.rounds, r.teachers, strict=True):
+        state = (
+            "already committed"
+            if rr.skipped_committed
+            else (f"{rr.kept} kept, {rr.rejected} rejected of {rr.pool}")
+        )
+        print(f"round {rr.round}  teacher {teacher}: {state}")
+    if r.stopped:
+        print(f"stopped: {r.stopped}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def safe_text(value: object, limit: int = 60) -> str:
     """Remote text for a terminal: control and bidi characters escaped, length capped."""
     import unicodedata
@@ -428,9 +539,13 @@ def cmd_views(args: argparse.Namespace) -> int:
 def cmd_rejects(args: argparse.Namespace) -> int:
     from speechmill.store import connect
 
-    col = {"category": "category", "reason": "reason", "stage": "stage", "source": "source_id"}[
-        args.by
-    ]
+    # reasons carry measured values: group them by their wording with numbers masked
+    col = {
+        "category": "category",
+        "reason": "regexp_replace(reason, '[0-9]+([.][0-9]+)?', '#', 'g')",
+        "stage": "stage",
+        "source": "source_id",
+    }[args.by]
     con = connect(_store(args))
     rows = con.execute(
         f"SELECT {col}, count(*) AS items, round(coalesce(sum(duration_s), 0) / 3600, 4) AS hours,"
@@ -520,6 +635,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, beam_args)
         if args.command == "refresh":
             return cmd_refresh(args, beam_args)
+        if args.command in ("refine", "relabel", "nst"):
+            return {"refine": cmd_refine, "relabel": cmd_relabel, "nst": cmd_nst}[args.command](
+                args, beam_args
+            )
         handlers = {
             "tables": cmd_tables,
             "query": cmd_query,

@@ -309,6 +309,11 @@ class AlignConfig(_Model):
         description="`whisper`: cross-attention alignment through CTranslate2 `align` on the "
         "ASR model; `ctc`: a CTC aligner (MMS) through torch (extra `speechmill[ctc]`).",
     )
+    ctc_model: str = Field(
+        "mms_fa",
+        description="CTC aligner weights: a local MMS_FA `model.pt`, or `mms_fa` (torch.hub; "
+        "needs network the first time).",
+    )
     window_s: float = Field(30.0, gt=5, le=30, description="Alignment window (Whisper: <= 30 s).")
     overlap_s: float = Field(5.0, ge=0, description="Overlap of consecutive windows.")
     min_utterance_s: float = Field(

@@ -2,7 +2,7 @@
 
 from speechmill.schemas.base import REGISTRY, Column, TableSpec, spec_of
 from speechmill.schemas.corpus import Attribution, NBestList, Recording, Segment, SourceItem
-from speechmill.schemas.refine import Label, Utterance, Word
+from speechmill.schemas.refine import DERIVED_VIEWS, Label, Utterance, Word
 from speechmill.schemas.rejects import CATEGORY_DOCS, Category, Reject
 from speechmill.schemas.runs import RunRecord
 
@@ -19,17 +19,18 @@ TABLES: dict[str, TableSpec] = REGISTRY
 
 __all__ = [
     "CATEGORY_DOCS",
+    "DERIVED_VIEWS",
     "SCHEMA_NOTES",
     "SCHEMA_VERSION",
     "TABLES",
     "Attribution",
     "Category",
     "Column",
+    "Label",
     "NBestList",
     "Recording",
     "Reject",
     "RunRecord",
-    "Label",
     "Segment",
     "SourceItem",
     "TableSpec",

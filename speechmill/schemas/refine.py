@@ -86,3 +86,14 @@ class Label:
     decision: str = col(pa.string(), "`seed` (round 0), `keep` or `reject`.")
     cer_gate: float | None = col(pa.float64(), "The CER threshold of the round.")
     run_id: str = col(pa.string(), "Run that wrote the row.")
+
+
+DERIVED_VIEWS: dict[str, str] = {
+    # the newest round of each utterance's label
+    "labels_latest": "SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER "
+    "(PARTITION BY utterance_id ORDER BY round DESC) AS _rn FROM labels) WHERE _rn = 1",
+    # the training pool: utterances whose latest label keeps them, with that label
+    "kept_utterances": "SELECT u.*, l.round AS label_round, l.text AS label, "
+    "l.model_id AS label_model FROM utterances u JOIN labels_latest l USING (utterance_id) "
+    "WHERE l.decision IN ('seed', 'keep')",
+}

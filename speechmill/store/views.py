@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import duckdb
 import pyarrow as pa
 
-from speechmill.schemas import TABLES, TableSpec
+from speechmill.schemas import DERIVED_VIEWS, TABLES, TableSpec
 from speechmill.store.store import Marker, Store
 
 
@@ -98,6 +98,8 @@ def view_sql(store: Store, markers: Sequence[Marker] | None = None) -> str:
     lines = [f"-- speechmill views over {store.root} ({len(markers)} committed runs)"]
     for spec in TABLES.values():
         lines.extend(_table_sql(store, spec, markers))
+    for name, sql in DERIVED_VIEWS.items():
+        lines.append(f"CREATE OR REPLACE VIEW {_ident(name)} AS {sql};")
     return "\n".join(lines) + "\n"
 
 

@@ -31,9 +31,10 @@ def reject(
     detail: str | None = None,
     duration_s: float | None = None,
     retryable: bool = False,
+    counter: str | None = None,
 ) -> beam.pvalue.TaggedOutput:
-    """A tagged `rejects` row, and the Beam counter `<stage>/<category>`."""
-    Metrics.counter("speechmill", f"{stage}/{category.value}").inc()
+    """A tagged `rejects` row, and the Beam counter `<stage>/<category>` (or `counter`)."""
+    Metrics.counter("speechmill", counter or f"{stage}/{category.value}").inc()
     return beam.pvalue.TaggedOutput(
         REJECTS,
         Reject(

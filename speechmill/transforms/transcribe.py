@@ -121,7 +121,8 @@ class AsrModelHandler(ModelHandler[Example, PredictionResult, AsrBackend]):
         model: AsrBackend,
         inference_args: dict[str, Any] | None = None,
     ) -> list[PredictionResult]:
-        items = [AsrItem(c.segment_id, a, c.language or self._language) for c, a in batch]
+        # examples are (element, samples); elements name themselves (`item_id`, `language`)
+        items = [AsrItem(c.item_id, a, c.language or self._language) for c, a in batch]
         outs = decode_with_retry(
             model, items, self._options, get_normalizer(self._normalizer), self._feature_transform
         )

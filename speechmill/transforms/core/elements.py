@@ -24,3 +24,7 @@ class ChunkRef:
     @property
     def duration_s(self) -> float:
         return (self.end - self.start) / 16000.0
+
+    @property
+    def item_id(self) -> str:
+        return self.segment_id

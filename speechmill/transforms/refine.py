@@ -1,0 +1,429 @@
+"""refine stages: align transcripts, resegment into utterances, decode them, filter.
+
+SegmentRef --LoadAudio--> RunInference(align) --by recording--> resegment
+  --> UtteranceDraft --LoadAudio--> RunInference(ASR) --> Utterance + N-best
+  --by source--> filters --> utterances, labels (round 0), rejects
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from speechmill.audio import read_span
+from speechmill.config import AlignConfig, FiltersConfig
+from speechmill.schemas import Attribution, Category, Label, NBestList, Utterance, Word
+from speechmill.text.metrics import compression_ratio
+from speechmill.text.normalize import get_normalizer
+from speechmill.transforms.common import HYPOTHESES, internal_detail, reject
+from speechmill.transforms.core.alignment import AlignedWord, Alignment
+from speechmill.transforms.core.resegment import resegment
+
+SR = 16000
+ALIGN_STAGE = "align"
+FILTER_STAGE = "filter"
+LABELS = "labels"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingInfo:
+    recording_id: str
+    source_id: str
+    audio_path: str
+    num_samples: int
+    language: str
+    license: str
+    attribution: Attribution
+
+
+def attribution_from(value: Mapping[str, Any] | None) -> Attribution:
+    """An attribution struct as read back from DuckDB (a dict, or null)."""
+    v = value or {}
+    return Attribution(v.get("author"), v.get("title"), v.get("url"))
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRef:
+    """A committed segment's text and offsets: what the aligner aligns."""
+
+    recording: RecordingInfo
+    segment_id: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceDraft:
+    recording: RecordingInfo
+    start: int
+    end: int
+    words: tuple[AlignedWord, ...]  # times in seconds from the recording start
+    unaligned: int
+
+    @property
+    def utterance_id(self) -> str:
+        return f"{self.recording.recording_id[:24]}-u{self.start}-{self.end}"
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.word for w in self.words)
+
+    @property
+    def item_id(self) -> str:
+        return self.utterance_id
+
+    @property
+    def language(self) -> str:
+        return self.recording.language
+
+
+# ----------------------------------------------------------------------------- model handlers
+
+
+class AlignModelHandler(ModelHandler[tuple[SegmentRef, Any], PredictionResult, Any]):
+    """RunInference handler for an Aligner (one per worker)."""
+
+    def __init__(self, factory: Callable[[], Any], batch_size: int = 8) -> None:
+        super().__init__()
+        self._factory = factory
+        self._batch_size = batch_size
+
+    def load_model(self) -> Any:
+        return self._factory()
+
+    def run_inference(
+        self, batch: Sequence[tuple[SegmentRef, Any]], model: Any, inference_args: Any = None
+    ) -> list[PredictionResult]:
+        out = []
+        for seg, audio in batch:
+            try:
+                result: Alignment | str = model.align(audio, seg.text, seg.recording.language)
+            except Exception as e:  # one bad segment fails alone
+                result = internal_detail(e)
+            out.append(PredictionResult((seg, None), result))
+        return out
+
+    def batch_elements_kwargs(self) -> dict[str, Any]:
+        return {"min_batch_size": 1, "max_batch_size": self._batch_size}
+
+    def get_metrics_namespace(self) -> str:
+        return "speechmill_align"
+
+
+@dataclass(frozen=True)
+class WhisperAlignerFactory:
+    model_id: str
+    device: str = "cpu"
+    compute_type: str = "int8"
+    window_s: float = 30.0
+    overlap_s: float = 5.0
+
+    def __call__(self) -> Any:
+        from speechmill.backends.align import WhisperAligner
+
+        return WhisperAligner.load(
+            self.model_id,
+            self.device,
+            self.compute_type,
+            window_s=self.window_s,
+            overlap_s=self.overlap_s,
+        )
+
+
+@dataclass(frozen=True)
+class CtcAlignerFactory:
+    """The optional CTC aligner (MMS_FA weights; needs `pip install 'speechmill[ctc]'`)."""
+
+    model_id: str = "mms_fa"
+    window_s: float = 30.0
+    overlap_s: float = 5.0
+
+    def __call__(self) -> Any:
+        from speechmill.backends.ctc import CtcAligner
+
+        return CtcAligner.load(self.model_id, window_s=self.window_s, overlap_s=self.overlap_s)
+
+
+def aligner_factory(cfg: AlignConfig, asr_model: str, device: str, compute_type: str) -> Any:
+    """The aligner the config asks for (the Whisper one shares the ASR model's weights file)."""
+    if cfg.backend == "ctc":
+        return CtcAlignerFactory(cfg.ctc_model, cfg.window_s, cfg.overlap_s)
+    return WhisperAlignerFactory(asr_model, device, compute_type, cfg.window_s, cfg.overlap_s)
+
+
+# ----------------------------------------------------------------------------- DoFns
+
+
+class LoadSpanDoFn(beam.DoFn):
+    """(element with .recording.audio_path, start, end) -> (element, samples)."""
+
+    def __init__(self, run_id: str, stage: str) -> None:
+        self._run_id = run_id
+        self._stage = stage
+
+    def process(self, el: Any) -> Iterator[Any]:
+        try:
+            yield (el, read_span(el.recording.audio_path, el.start, el.end))
+        except Exception as e:
+            yield reject(
+                item_id=getattr(el, "segment_id", None) or el.utterance_id,
+                item_kind="chunk" if isinstance(el, SegmentRef) else "utterance",
+                stage=self._stage,
+                category=Category.IO_ERROR,
+                reason="cannot read the audio from the store",
+                run_id=self._run_id,
+                parent_id=el.recording.recording_id,
+                source_id=el.recording.source_id,
+                detail=internal_detail(e),
+                retryable=True,
+            )
+
+
+def shift(words: Iterable[AlignedWord], offset_s: float) -> list[AlignedWord]:
+    return [AlignedWord(w.word, w.start_s + offset_s, w.end_s + offset_s, w.score) for w in words]
+
+
+class AlignedWordsDoFn(beam.DoFn):
+    """PredictionResult -> (recording_id, (segment start, words in recording time)) or reject."""
+
+    def __init__(self, run_id: str) -> None:
+        self._run_id = run_id
+
+    def process(self, result: PredictionResult) -> Iterator[Any]:
+        seg = cast(SegmentRef, cast(tuple[Any, Any], result.example)[0])
+        al = cast(Any, result.inference)
+        if isinstance(al, str):
+            yield reject(
+                item_id=seg.segment_id,
+                item_kind="chunk",
+                stage=ALIGN_STAGE,
+                category=Category.ALIGN_ERROR,
+                reason="forced alignment failed on this segment",
+                run_id=self._run_id,
+                parent_id=seg.recording.recording_id,
+                source_id=seg.recording.source_id,
+                detail=al,
+                duration_s=(seg.end - seg.start) / SR,
+            )
+            return
+        yield (
+            seg.recording.recording_id,
+            (seg.recording, seg.start, shift(al.words, seg.start / SR), al.unaligned),
+        )
+
+
+class ResegmentDoFn(beam.DoFn):
+    """(recording_id, [(recording, start, words, unaligned)]) -> UtteranceDraft per cut."""
+
+    def __init__(self, cfg: AlignConfig, run_id: str) -> None:
+        self._cfg = cfg
+        self._run_id = run_id
+
+    def process(self, element: tuple[str, Iterable[Any]]) -> Iterator[Any]:
+        rid, parts = element
+        ordered = sorted(parts, key=lambda p: p[1])
+        rec: RecordingInfo = ordered[0][0]
+        words = [w for p in ordered for w in p[2]]
+        if not words:
+            yield reject(
+                item_id=rid,
+                item_kind="recording",
+                stage=ALIGN_STAGE,
+                category=Category.ALIGN_ERROR,
+                reason="no words to align (every segment empty)",
+                run_id=self._run_id,
+                parent_id=rec.source_id,
+                source_id=rec.source_id,
+                duration_s=rec.num_samples / SR,
+            )
+            return
+        total_s = rec.num_samples / SR
+        unplaced = {id(w) for w in words if w.score <= 0.0}
+        cuts = resegment(
+            words,
+            total_s=total_s,
+            min_s=self._cfg.min_utterance_s,
+            max_s=self._cfg.max_utterance_s,
+            min_pause_s=self._cfg.min_pause_s,
+            pad_s=self._cfg.pad_s,
+        )
+        for cut in cuts:
+            ws = tuple(words[cut.first_word : cut.last_word + 1])
+            start = max(0, round(cut.start_s * SR))
+            end = min(rec.num_samples, round(cut.end_s * SR))
+            if end <= start:
+                continue
+            yield UtteranceDraft(rec, start, end, ws, sum(id(w) in unplaced for w in ws))
+
+
+def to_utterance(draft: UtteranceDraft, out: Any, run_id: str) -> Utterance:
+    """An utterance row from its draft and its own ASR output (an AsrOutput)."""
+    nb = out.nbest
+    best = nb.hyps[0] if nb is not None and nb.hyps else None
+    asr_text = best.text if best is not None else ""
+    ws = draft.words
+    return Utterance(
+        utterance_id=draft.utterance_id,
+        recording_id=draft.recording.recording_id,
+        source_id=draft.recording.source_id,
+        start_sample=draft.start,
+        end_sample=draft.end,
+        start_s=draft.start / SR,
+        duration_s=(draft.end - draft.start) / SR,
+        text=draft.text,
+        words=[Word(w.word, w.start_s, w.end_s, w.score) for w in ws],
+        align_score=float(np.mean([w.score for w in ws])) if ws else 0.0,
+        unaligned_words=draft.unaligned,
+        aligner="",
+        asr_text=asr_text,
+        avg_logprob=best.avg_logprob if best is not None else float("-inf"),
+        no_speech_prob=float(out.no_speech_prob),
+        compression_ratio=compression_ratio(asr_text),
+        language=out.language or draft.recording.language,
+        language_prob=out.language_prob,
+        license=draft.recording.license,
+        attribution=draft.recording.attribution,
+        run_id=run_id,
+    )
+
+
+class UtteranceRowsDoFn(beam.DoFn):
+    """ASR PredictionResult on a draft -> (source_id, Utterance) and its N-best list."""
+
+    def __init__(
+        self,
+        *,
+        aligner: str,
+        model_id: str,
+        decoder: str,
+        normalizer: str,
+        beam_size: int,
+        run_id: str,
+    ) -> None:
+        self._aligner = aligner
+        self._model_id = model_id
+        self._decoder = decoder
+        self._normalizer = normalizer
+        self._beam_size = beam_size
+        self._run_id = run_id
+
+    def setup(self) -> None:
+        self._norm = get_normalizer(self._normalizer)
+
+    def process(self, result: PredictionResult) -> Iterator[Any]:
+        draft = cast(UtteranceDraft, cast(tuple[Any, Any], result.example)[0])
+        out = cast(Any, result.inference)
+        if out.error is not None or out.nbest is None:
+            yield reject(
+                item_id=draft.utterance_id,
+                item_kind="utterance",
+                stage="transcribe",
+                category=Category.ASR_ERROR,
+                reason="the ASR model failed on this utterance",
+                run_id=self._run_id,
+                parent_id=draft.recording.recording_id,
+                source_id=draft.recording.source_id,
+                detail=out.error,
+                duration_s=(draft.end - draft.start) / SR,
+            )
+            return
+        utt = dataclasses.replace(to_utterance(draft, out, self._run_id), aligner=self._aligner)
+        yield (utt.source_id, utt)
+        hyps = out.nbest.hyps
+        yield beam.pvalue.TaggedOutput(
+            HYPOTHESES,
+            NBestList(
+                item_id=utt.utterance_id,
+                item_kind="utterance",
+                decoder_id=self._decoder,
+                model_id=self._model_id,
+                language=out.language,
+                texts=[h.text for h in hyps],
+                texts_norm=list(out.nbest.norms),
+                sum_logprob=[h.sum_logprob for h in hyps],
+                num_tokens=[h.num_tokens for h in hyps],
+                avg_logprob=[h.avg_logprob for h in hyps],
+                method=[h.method for h in hyps],
+                temperature=[h.temperature for h in hyps],
+                seed=[h.seed for h in hyps],
+                n_requested=out.nbest.n_requested,
+                n_unique=out.nbest.n_unique,
+                beam_size=self._beam_size,
+                normalizer=self._norm.name,
+                normalizer_version=self._norm.version,
+                run_id=self._run_id,
+            ),
+        )
+
+
+class FilterDoFn(beam.DoFn):
+    """(source_id, [Utterance]) -> Utterance rows, round-0 labels, and a reject per drop."""
+
+    def __init__(
+        self,
+        cfg: FiltersConfig,
+        *,
+        language: str,
+        model_id: str,
+        model_hash: str,
+        decoder: str,
+        normalizer: str,
+        run_id: str,
+    ) -> None:
+        self._cfg = cfg
+        self._language = language
+        self._model_id = model_id
+        self._model_hash = model_hash
+        self._decoder = decoder
+        self._normalizer = normalizer
+        self._run_id = run_id
+
+    def setup(self) -> None:
+        self._norm = get_normalizer(self._normalizer)
+
+    def process(self, element: tuple[str, Iterable[Utterance]]) -> Iterator[Any]:
+        from speechmill.transforms.core.filters import apply
+
+        _source, group = element
+        utts = sorted(group, key=lambda u: u.utterance_id)
+        verdicts = apply(utts, self._cfg, target_language=self._language)
+        for u, v in zip(utts, verdicts, strict=True):
+            yield u
+            yield beam.pvalue.TaggedOutput(
+                LABELS,
+                Label(
+                    utterance_id=u.utterance_id,
+                    round=0,
+                    model_id=self._model_id,
+                    model_hash=self._model_hash,
+                    decoder_id=self._decoder,
+                    text=u.text,
+                    text_norm=self._norm(u.text),
+                    prev_text=None,
+                    cer_prev=None,
+                    decision="seed" if v.keep else "reject",
+                    cer_gate=None,
+                    run_id=self._run_id,
+                ),
+            )
+            if not v.keep:
+                yield reject(
+                    item_id=u.utterance_id,
+                    item_kind="utterance",
+                    stage=FILTER_STAGE,
+                    category=Category.FILTER,
+                    reason=v.reason,
+                    run_id=self._run_id,
+                    parent_id=u.recording_id,
+                    source_id=u.source_id,
+                    detail=v.filter,
+                    duration_s=u.duration_s,
+                    counter=f"filter/{v.filter}",
+                )
