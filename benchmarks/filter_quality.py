@@ -65,7 +65,7 @@ SR = 16000
 def resample(audio: np.ndarray, src: int) -> np.ndarray:
     if src == SR:
         return audio.astype(np.float32)
-    n = int(round(len(audio) * SR / src))
+    n = round(len(audio) * SR / src)
     return np.interp(np.linspace(0, len(audio) - 1, n), np.arange(len(audio)), audio).astype(
         np.float32
     )
@@ -94,8 +94,13 @@ def make_set(seed: int, n_good: int, n_bad: int, piper: PiperTts, espeak: Espeak
 
     def speak(text: str) -> np.ndarray:
         s = piper.synthesize(
-            text, VoiceParams("joe", length_scale=float(rng.uniform(0.9, 1.15)),
-                              noise_scale=0.5, noise_w_scale=0.7)
+            text,
+            VoiceParams(
+                "joe",
+                length_scale=float(rng.uniform(0.9, 1.15)),
+                noise_scale=0.5,
+                noise_w_scale=0.7,
+            ),
         )
         pad = np.zeros(int(0.2 * SR), np.float32)
         return np.concatenate([pad, resample(s.audio, s.sample_rate), pad])
@@ -138,20 +143,33 @@ def to_utterances(items, aligner: WhisperAligner, backend, norm):
             backend, [AsrItem(f"u{i + j}", b[1], "en") for j, b in enumerate(batch)], opts, norm
         )
     utts = []
-    for k, ((cat, audio, label, _truth), out) in enumerate(zip(items, outs, strict=True)):
+    for k, ((_cat, audio, given, _truth), out) in enumerate(zip(items, outs, strict=True)):
         best = out.nbest.hyps[0] if out.nbest and out.nbest.hyps else None
         asr = best.text if best else ""
-        label = asr if label is None else label
+        label = asr if given is None else given
         al = aligner.align(audio, label, "en")
         utts.append(
             Utterance(
-                utterance_id=f"u{k:04d}", recording_id="r" * 64, source_id="bench",
-                start_sample=0, end_sample=len(audio), start_s=0.0, duration_s=len(audio) / SR,
-                text=label, words=[Word(w.word, w.start_s, w.end_s, w.score) for w in al.words],
-                align_score=al.score, unaligned_words=al.unaligned, aligner=aligner.name,
-                asr_text=asr, avg_logprob=best.avg_logprob if best else float("-inf"),
-                no_speech_prob=out.no_speech_prob, compression_ratio=compression_ratio(asr),
-                language="en", language_prob=None, license="cc0-1.0", attribution=Attribution(),
+                utterance_id=f"u{k:04d}",
+                recording_id="r" * 64,
+                source_id="bench",
+                start_sample=0,
+                end_sample=len(audio),
+                start_s=0.0,
+                duration_s=len(audio) / SR,
+                text=label,
+                words=[Word(w.word, w.start_s, w.end_s, w.score) for w in al.words],
+                align_score=al.score,
+                unaligned_words=al.unaligned,
+                aligner=aligner.name,
+                asr_text=asr,
+                avg_logprob=best.avg_logprob if best else float("-inf"),
+                no_speech_prob=out.no_speech_prob,
+                compression_ratio=compression_ratio(asr),
+                language="en",
+                language_prob=None,
+                license="cc0-1.0",
+                attribution=Attribution(),
                 run_id="bench",
             )
         )
@@ -192,8 +210,9 @@ def tune(items, utts, norm, base: FiltersConfig) -> FiltersConfig:
     for align, cer, lp in itertools.product(
         (0.1, 0.2, 0.3, 0.4), (0.15, 0.25, 0.35, 0.5), (-1.2, -1.0, -0.8, -0.6)
     ):
-        cfg = base.model_copy(update={"min_align_score": align, "max_label_cer": cer,
-                                      "min_avg_logprob": lp})
+        cfg = base.model_copy(
+            update={"min_align_score": align, "max_label_cer": cer, "min_avg_logprob": lp}
+        )
         recall, retention, _, kept_wer, _, _ = evaluate(items, utts, cfg, norm)
         if retention < 0.9:
             continue
@@ -212,8 +231,10 @@ def report(name: str, items, utts, cfg, norm) -> None:
         label = "kept" if c == "good" else "caught"
         value = n - d if c == "good" else d
         print(f"    {c:12s} {label} {value}/{n}")
-    print(f"  label WER kept {100 * kept_wer:.1f}% vs unfiltered {100 * all_wer:.1f}%"
-          f"  -> ratio {kept_wer / all_wer if all_wer else 0:.2f}  (target <= 0.7)")
+    print(
+        f"  label WER kept {100 * kept_wer:.1f}% vs unfiltered {100 * all_wer:.1f}%"
+        f"  -> ratio {kept_wer / all_wer if all_wer else 0:.2f}  (target <= 0.7)"
+    )
     print(f"  drops by filter: {dict(sorted(by_filter.items()))}")
 
 
@@ -236,8 +257,10 @@ def main() -> None:
     items_b, utts_b = sets["B (report)"]
     report("seed B with the shipped defaults", items_b, utts_b, default, norm)
     tuned = tune(items_a, utts_a, norm, default)
-    print(f"\ntuned on seed A: min_align_score={tuned.min_align_score} "
-          f"max_label_cer={tuned.max_label_cer} min_avg_logprob={tuned.min_avg_logprob}")
+    print(
+        f"\ntuned on seed A: min_align_score={tuned.min_align_score} "
+        f"max_label_cer={tuned.max_label_cer} min_avg_logprob={tuned.min_avg_logprob}"
+    )
     report("seed B with the thresholds tuned on seed A", items_b, utts_b, tuned, norm)
     print(f"\n({len(items_a) + len(items_b)} utterances, {time.time() - t0:.0f} s)")
 

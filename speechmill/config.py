@@ -314,6 +314,11 @@ class AlignConfig(_Model):
         description="CTC aligner weights: a local MMS_FA `model.pt`, or `mms_fa` (torch.hub; "
         "needs network the first time).",
     )
+    snap_silence: bool = Field(
+        True,
+        description="Move Whisper's word edges onto nearby pauses found from the audio's "
+        "loudness (Whisper's cross-attention times leave no gaps; docs/align.md).",
+    )
     window_s: float = Field(30.0, gt=5, le=30, description="Alignment window (Whisper: <= 30 s).")
     overlap_s: float = Field(5.0, ge=0, description="Overlap of consecutive windows.")
     min_utterance_s: float = Field(

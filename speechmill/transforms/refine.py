@@ -124,6 +124,7 @@ class WhisperAlignerFactory:
     compute_type: str = "int8"
     window_s: float = 30.0
     overlap_s: float = 5.0
+    snap_silence: bool = True
 
     def __call__(self) -> Any:
         from speechmill.backends.align import WhisperAligner
@@ -134,6 +135,7 @@ class WhisperAlignerFactory:
             self.compute_type,
             window_s=self.window_s,
             overlap_s=self.overlap_s,
+            snap_silence=self.snap_silence,
         )
 
 
@@ -155,7 +157,9 @@ def aligner_factory(cfg: AlignConfig, asr_model: str, device: str, compute_type:
     """The aligner the config asks for (the Whisper one shares the ASR model's weights file)."""
     if cfg.backend == "ctc":
         return CtcAlignerFactory(cfg.ctc_model, cfg.window_s, cfg.overlap_s)
-    return WhisperAlignerFactory(asr_model, device, compute_type, cfg.window_s, cfg.overlap_s)
+    return WhisperAlignerFactory(
+        asr_model, device, compute_type, cfg.window_s, cfg.overlap_s, cfg.snap_silence
+    )
 
 
 # ----------------------------------------------------------------------------- DoFns
