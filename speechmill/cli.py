@@ -337,7 +337,6 @@ def cmd_refresh(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
 
 def cmd_refine(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from speechmill.pipelines.refine import run_refine
-    from speechmill.pipelines.summary import summarize
     from speechmill.store import Store, connect
 
     cfg = _load(args)
@@ -347,15 +346,44 @@ def cmd_refine(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     if not result.markers:
         print(f"nothing to refine in {store.root}: {result.skipped} recordings already refined")
         return 0
-    print(summarize(store, result.run_ids).format())
+    (run_id,) = result.run_ids
     con = connect(store)
-    rows = con.execute(
-        "SELECT count(*), coalesce(sum(duration_s), 0), "
-        "count(*) FILTER (WHERE l.decision = 'seed') FROM utterances_history u "
-        "JOIN labels l USING (utterance_id) WHERE l.round = 0 AND u.run_id = ?",
-        [result.run_ids[0]],
+    q = con.execute
+    n, hours, recs = q(
+        "SELECT count(*), coalesce(sum(duration_s), 0) / 3600, count(DISTINCT recording_id) "
+        "FROM utterances_history WHERE run_id = ?",
+        [run_id],
     ).fetchone() or (0, 0.0, 0)
-    print(f"utterances     {rows[0]}  ({rows[1] / 3600:.3f} h; {rows[2]} kept by the filters)")
+    kept = q(
+        "SELECT count(*) FROM labels_history WHERE run_id = ? AND decision = 'seed'", [run_id]
+    ).fetchone()
+    drops = q(
+        "SELECT split_part(reason, ':', 1), count(*) FROM rejects_history WHERE run_id = ? "
+        "GROUP BY 1 ORDER BY 2 DESC",
+        [run_id],
+    ).fetchall()
+    lists = q(
+        "SELECT count(*), avg(n_unique) FROM hypotheses_history WHERE run_id = ?", [run_id]
+    ).fetchone() or (0, None)
+    wall = q("SELECT wall_s FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    audio = q(
+        "SELECT coalesce(sum(duration_s), 0) FROM recordings WHERE recording_id IN "
+        "(SELECT recording_id FROM utterances_history WHERE run_id = ?)",
+        [run_id],
+    ).fetchone()
+    print(f"run            {run_id}")
+    print(f"recordings     {recs} refined ({(audio[0] if audio else 0) / 3600:.3f} h)")
+    print(f"utterances     {n}  ({hours:.3f} h)")
+    print(f"kept           {kept[0] if kept else 0}  (round-0 labels: seed)")
+    print(
+        f"rejects        {sum(c for _, c in drops)}"
+        + (f"  ({', '.join(f'{r} {c}' for r, c in drops)})" if drops else "")
+    )
+    if lists[0]:
+        print(f"N-best lists   {lists[0]}  (mean n_unique {lists[1]:.2f})")
+    if wall:
+        xrt = (audio[0] if audio else 0) / wall[0] if wall[0] else 0
+        print(f"wall time      {wall[0]:.1f} s  ({xrt:.1f}x RT)")
     return 0
 
 
@@ -653,6 +681,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpeechmillError as e:
         print(f"speechmill: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `speechmill tables | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(
             "speechmill: interrupted; nothing was committed for the unfinished run", file=sys.stderr

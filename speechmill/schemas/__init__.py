@@ -5,14 +5,17 @@ from speechmill.schemas.corpus import Attribution, NBestList, Recording, Segment
 from speechmill.schemas.refine import DERIVED_VIEWS, Label, Utterance, Word
 from speechmill.schemas.rejects import CATEGORY_DOCS, Category, Reject
 from speechmill.schemas.runs import RunRecord
+from speechmill.schemas.synth import AugParams, Pair, TtsParams
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped on any change to any table; docs/schema.md keeps the release notes."""
 
 SCHEMA_NOTES: dict[int, str] = {
     1: "First release: sources, recordings, segments, hypotheses, rejects, runs.",
     2: "New tables `utterances` (aligned, resegmented units with word timings) and `labels` "
     "(noisy-student rounds with lineage). No column of version 1 changed.",
+    3: "New table `pairs` (N-best hypotheses with their reference, for GER and DLM training). "
+    "No existing column changed.",
 }
 
 TABLES: dict[str, TableSpec] = REGISTRY
@@ -24,16 +27,19 @@ __all__ = [
     "SCHEMA_VERSION",
     "TABLES",
     "Attribution",
+    "AugParams",
     "Category",
     "Column",
     "Label",
     "NBestList",
+    "Pair",
     "Recording",
     "Reject",
     "RunRecord",
     "Segment",
     "SourceItem",
     "TableSpec",
+    "TtsParams",
     "Utterance",
     "Word",
     "spec_of",
