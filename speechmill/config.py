@@ -429,13 +429,19 @@ class Range(_Model):
         return self
 
 
+NoiseType = Literal["white", "pink", "brown", "babble", "file"]
+Codec = Literal["mp3", "opus", "aac"]
+DEFAULT_NOISES: tuple[NoiseType, ...] = ("white", "pink", "brown", "babble")
+DEFAULT_CODECS: tuple[Codec, ...] = ("mp3", "opus")
+
+
 class AugmentConfig(_Model):
     """Degradations, each applied with a probability; parameters sampled per utterance."""
 
     noise_p: float = Field(0.5, ge=0, le=1, description="Probability of additive noise.")
     snr_db: Range = Field(Range(low=0.0, high=20.0), description="SNR range of additive noise.")
-    noise_types: list[Literal["white", "pink", "brown", "babble", "file"]] = Field(
-        default_factory=lambda: ["white", "pink", "brown", "babble"],
+    noise_types: list[NoiseType] = Field(
+        default_factory=lambda: list(DEFAULT_NOISES),
         description="Noise bank: generated coloured noise, babble from other TTS utterances, "
         "user noise files.",
     )
@@ -446,8 +452,8 @@ class AugmentConfig(_Model):
     speed: Range = Field(Range(low=0.9, high=1.1), description="Speed factor range.")
     telephone_p: float = Field(0.15, ge=0, le=1, description="Probability of telephone band.")
     codec_p: float = Field(0.15, ge=0, le=1, description="Probability of a lossy codec pass.")
-    codecs: list[Literal["mp3", "opus", "aac"]] = Field(
-        default_factory=lambda: ["mp3", "opus"], description="Codecs to sample from."
+    codecs: list[Codec] = Field(
+        default_factory=lambda: list(DEFAULT_CODECS), description="Codecs to sample from."
     )
     masking_p: float = Field(
         0.15, ge=0, le=1, description="Probability of frequency masking of the ASR features."
