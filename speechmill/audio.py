@@ -184,3 +184,45 @@ def read_span(path: str, start: int = 0, stop: int | None = None) -> npt.NDArray
         frames = -1 if stop is None else max(0, stop - start)
         data = f.read(frames, dtype="float32", always_2d=False)
     return np.asarray(data, dtype=np.float32)
+
+
+def load_audio(path: str, max_duration_s: float = 600.0) -> npt.NDArray[np.float32]:
+    """Decode any file PyAV reads to 16 kHz mono float32 in memory (noise files, tests).
+
+    Raises AudioRejected like `transcode_to_flac` (undecodable, no audio, too long).
+    """
+    import av
+
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except Exception as e:
+        raise AudioRejected(
+            Category.UNDECODABLE, "not a media file PyAV can open", f"{type(e).__name__}: {e}"
+        ) from None
+    pieces: list[npt.NDArray[np.float32]] = []
+    total = 0
+    with container:
+        if not container.streams.audio:
+            raise AudioRejected(Category.NO_AUDIO, "the file has no audio stream")
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        try:
+            for frame in container.decode(container.streams.audio[0]):
+                for out in resampler.resample(frame):
+                    arr = out.to_ndarray().reshape(-1).astype(np.float32)
+                    pieces.append(arr)
+                    total += arr.size
+                if total > max_duration_s * SAMPLE_RATE:
+                    raise AudioRejected(
+                        Category.TOO_LONG, f"longer than {max_duration_s:.0f} s", path
+                    )
+            for out in resampler.resample(None):
+                pieces.append(out.to_ndarray().reshape(-1).astype(np.float32))
+        except AudioRejected:
+            raise
+        except Exception as e:
+            raise AudioRejected(
+                Category.UNDECODABLE, "decoding failed", f"{type(e).__name__}: {e}"
+            ) from None
+    if not pieces:
+        raise AudioRejected(Category.EMPTY, "no audio samples")
+    return np.concatenate(pieces)

@@ -110,8 +110,16 @@ class Pair:
     seeds: list[int | None] = col(pa.list_(pa.int64()), "Sampling seed per hypothesis.")
     tts: TtsParams = col(TTS, "Engine, voice, speaker/variant, scales and seed.")
     aug: AugParams = col(AUG, "Noise (type, source, SNR), reverb, speed, codec, masking, ...")
-    audio_uri: str = col(pa.string(), "The degraded audio the ASR heard (FLAC, 16 kHz).")
-    clean_audio_uri: str = col(pa.string(), "The un-degraded audio (for noise-robust GER).")
+    audio_uri: str = col(
+        pa.string(),
+        "The degraded audio the ASR heard: FLAC, 16 kHz, path relative to the dataset root "
+        "(`media/synth/...`).",
+    )
+    clean_audio_uri: str = col(
+        pa.string(),
+        "The un-degraded audio (for noise-robust GER); equals `audio_uri` when nothing "
+        "degraded it.",
+    )
     duration_s: float = col(pa.float64(), "Duration of the audio.")
     is_synthetic: bool = col(pa.bool_(), "False for pairs mixed in from real speech.")
     wer_1best: float = col(pa.float64(), "WER of hypotheses[0] against the reference.")

@@ -7,6 +7,9 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
+from speechmill.schemas import TABLES
 from speechmill.store import fs
 from speechmill.store.store import Store, utcnow
 from speechmill.store.views import connect
@@ -50,6 +53,16 @@ def live_runs(store: Store, grace: dt.timedelta) -> dict[str, dt.datetime]:
     return live
 
 
+def media_queries() -> list[str]:
+    """SELECTs of every media URI any table references (columns named `*audio_uri`)."""
+    out = []
+    for name, spec in sorted(TABLES.items()):
+        for f in spec.schema:
+            if f.name.endswith("audio_uri") and pa.types.is_string(f.type):
+                out.append(f'SELECT DISTINCT "{f.name}" FROM "{name}_history"')
+    return out
+
+
 def collect_garbage(
     store: Store, *, dry_run: bool = False, grace: dt.timedelta = dt.timedelta(hours=24)
 ) -> GcReport:
@@ -67,9 +80,8 @@ def collect_garbage(
     if markers:
         con = connect(store, markers=markers)
         try:
-            referenced_media = {
-                r[0] for r in con.execute("SELECT audio_uri FROM recordings_history").fetchall()
-            }
+            for sql in media_queries():
+                referenced_media.update(r[0] for r in con.execute(sql).fetchall() if r[0])
         finally:
             con.close()
     oldest_live = min(live.values()) if live else None
