@@ -40,6 +40,9 @@ test-slow: setup
 demo: setup
 	$(BIN)/speechmill demo
 
+demo-synth: setup
+	$(BIN)/speechmill demo --synth
+
 docs: setup
 	$(BIN)/python -m speechmill.schemas.docs > docs/schema.md
 	$(BIN)/python -m speechmill.config_docs > docs/config.md

@@ -190,6 +190,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", action="append", default=[], help="run id (repeatable)")
 
     p = sub.add_parser(
+        "synth",
+        help="TTS -> augmentation -> Whisper N-best: (hypotheses, reference) pairs for GER/DLM",
+        description="Read the config's synth.texts, prepare sentences, synthesise them with the "
+        "configured voices, degrade the audio, decode it with Whisper N-best and commit `pairs` "
+        "(docs/synth.md). Items a committed run already holds are skipped.",
+    )
+    _add_config_args(p)
+    _add_root(p)
+    p.add_argument("--no-progress", action="store_true", help="no live progress line")
+
+    p = sub.add_parser(
+        "metrics",
+        help="WER/CER (S/D/I), oracle and compositional oracle, N-best diversity of `pairs`",
+        description="Error rates and diversity of the committed pairs, grouped by split, "
+        "voice, augmentation and SNR bucket (docs/synth.md defines every figure).",
+    )
+    _add_root(p)
+    _add_config_args(p, optional=True)
+    p.add_argument(
+        "--by",
+        default="split",
+        help="comma-separated grouping: split, voice, aug, snr, source, is_synthetic "
+        "(default: split; 'none' for one overall row)",
+    )
+    p.add_argument("--json", action="store_true", help="JSON records instead of a table")
+    p.add_argument(
+        "--roundtrip",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also decode the clean TTS audio of up to N pairs per voice (1-best, beam 5) and "
+        "print per-voice round-trip WER",
+    )
+
+    p = sub.add_parser(
+        "export",
+        help="export `pairs` as HyPoradise JSON, HF Parquet, SFT JSONL or DLM TSV/JSONL",
+    )
+    _add_root(p)
+    _add_config_args(p, optional=True)
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=["hyporadise", "hf", "sft", "dlm-tsv", "dlm-jsonl"],
+        help="target format (docs/synth.md#exports)",
+    )
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--raw", action="store_true", help="hyporadise/sft: un-normalised texts")
+    p.add_argument("--template", help="sft: a prompt template file ({input1}, {input2}, ...)")
+    p.add_argument(
+        "--all-hypotheses", action="store_true", help="dlm: one row per hypothesis (default 1-best)"
+    )
+    p.add_argument("--where", help="SQL filter on the pairs view, e.g. \"split = 'train'\"")
+
+    p = sub.add_parser(
         "demo",
         help="offline demo: generate speech, run the corpus pipeline, print WER",
         description="Speaks the demo sentences with the bundled piper voice (and a short "
@@ -199,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default="./demo-data", help="where audio and dataset go")
     p.add_argument("--seed", type=int, default=0, help="seed for voice parameters and pauses")
     p.add_argument("--fresh", action="store_true", help="delete the work directory first")
+    p.add_argument(
+        "--synth",
+        action="store_true",
+        help="the synth demo instead: a small GER dataset (TTS -> augmentation -> 5-best), "
+        "its metrics table and exports",
+    )
 
     p = sub.add_parser("gc", help="remove files no commit lists (debris of failed runs)")
     _add_root(p)
@@ -629,15 +690,104 @@ def quiet_beam() -> None:
         h.addFilter(_DropNoise())
 
 
+def cmd_synth(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from speechmill.pipelines.synth import run_synth, synth_report
+    from speechmill.store import Store
+
+    cfg = _load(args)
+    root = args.root or cfg.store.root
+    result = run_synth(
+        cfg, root=root, beam_args=beam_args, progress=False if args.no_progress else None
+    )
+    print(synth_report(Store(root), result))
+    return 0
+
+
+def _pairs_table(
+    args: argparse.Namespace, where: str | None = None, columns: Sequence[str] = ()
+) -> Any:
+    from speechmill.store import connect
+
+    store = _store(args)
+    con = connect(store)
+    cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    try:
+        sql = (
+            f"SELECT {cols} FROM pairs" + (f" WHERE {where}" if where else "") + " ORDER BY pair_id"
+        )
+        return con.sql(sql).to_arrow_table()
+    finally:
+        con.close()
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    import json
+
+    from speechmill.transforms.core.pair_metrics import (
+        METRIC_COLUMNS,
+        aggregate,
+        format_table,
+        to_records,
+    )
+
+    by = [] if args.by in ("", "none") else [b.strip() for b in args.by.split(",") if b.strip()]
+    extra_cols = ("pair_id", "language", "clean_audio_uri") if args.roundtrip else ()
+    table = _pairs_table(args, columns=[*METRIC_COLUMNS, *extra_cols])
+    if table.num_rows == 0:
+        print(f"no pairs in {_store(args).root}: run `speechmill synth` first")
+        return 0
+    groups = aggregate(table.to_pylist(), by)
+    extra: dict[str, Any] = {}
+    if args.roundtrip:
+        from speechmill.pipelines.synth import roundtrip_wer
+
+        cfg = _load(args) if args.config else None
+        extra = roundtrip_wer(_store(args), table, per_voice=args.roundtrip, cfg=cfg)
+    if args.json:
+        print(json.dumps({"groups": to_records(groups), "roundtrip": extra}, indent=2))
+        return 0
+    print(format_table(groups, by))
+    if extra:
+        print()
+        print_table(
+            ["voice", "pairs", "round-trip WER"],
+            [(v, r["pairs"], f"{100 * r['wer']:.1f}%") for v, r in sorted(extra.items())],
+        )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from speechmill.exports import export
+
+    table = _pairs_table(args, args.where)
+    if table.num_rows == 0:
+        print(f"no pairs to export in {_store(args).root}")
+        return 0
+    opts: dict[str, Any] = {}
+    if args.format in ("hyporadise", "sft"):
+        opts["raw"] = args.raw
+    if args.format == "sft" and args.template:
+        with open(args.template, encoding="utf-8") as f:
+            opts["template"] = f.read()
+    if args.format.startswith("dlm"):
+        opts["all_hypotheses"] = args.all_hypotheses
+    for path in export(table, args.format, args.out, **opts):
+        print(path)
+    print(f"{table.num_rows} pairs exported as {args.format} into {args.out}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
-    from speechmill.demo import run_demo
+    from speechmill.demo import run_demo, run_synth_demo
 
     workdir = Path(args.workdir).resolve()
     if args.fresh and workdir.exists():
-        shutil.rmtree(workdir)
+        shutil.rmtree(workdir / "synth" if args.synth else workdir)
+    if args.synth:
+        return run_synth_demo(workdir, seed=args.seed)
     return run_demo(workdir, seed=args.seed)
 
 
@@ -663,10 +813,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, beam_args)
         if args.command == "refresh":
             return cmd_refresh(args, beam_args)
-        if args.command in ("refine", "relabel", "nst"):
-            return {"refine": cmd_refine, "relabel": cmd_relabel, "nst": cmd_nst}[args.command](
-                args, beam_args
-            )
+        if args.command in ("refine", "relabel", "nst", "synth"):
+            return {
+                "refine": cmd_refine,
+                "relabel": cmd_relabel,
+                "nst": cmd_nst,
+                "synth": cmd_synth,
+            }[args.command](args, beam_args)
         handlers = {
             "tables": cmd_tables,
             "query": cmd_query,
@@ -676,6 +829,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "gc": cmd_gc,
             "demo": cmd_demo,
             "sources": cmd_sources,
+            "metrics": cmd_metrics,
+            "export": cmd_export,
         }
         return handlers[args.command](args)
     except SpeechmillError as e:

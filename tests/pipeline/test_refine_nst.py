@@ -165,3 +165,43 @@ def test_training_command_is_an_argument_list() -> None:
     ]  # ";" is just an argument: no shell runs it
     with pytest.raises(SpeechmillError, match="placeholder"):
         training_argv("train {nope}", manifest="m", out_model="o", round_k=1)
+
+
+def test_synth_mixes_in_real_pairs_from_a_refined_corpus(corpus, tmp_path) -> None:
+    """synth.real_root: kept utterances with their N-best become pairs (is_synthetic false)."""
+    from speechmill.pipelines.synth import run_synth
+    from tests.fakes import FakeFactory
+
+    src, root = corpus
+    if not rows(root, "select count(*) from utterances")[0][0]:
+        run_refine(config(src, root))
+    kept = rows(root, "select count(*) from kept_utterances")[0][0]
+    assert kept >= 2
+    texts = tmp_path / "t.txt"
+    texts.write_text("The garden gate squeaks whenever the wind turns north.\n", encoding="utf-8")
+    out = tmp_path / "pairs"
+    cfg = load_config(
+        text=f"""
+store: {{root: {out}}}
+asr: {{beam_size: 4, n_best: 3}}
+synth:
+  texts: [{{kind: text, path: {texts}}}]
+  variants_per_text: 2
+  voices: [{{engine: espeak, voices: [en-us]}}]
+  real_root: {root}
+  real_ratio: 0.5
+"""
+    )
+    result = run_synth(cfg, asr=FakeFactory(), progress=False)
+    assert result.real == 2  # half of the output: as many real pairs as the 2 synthetic ones
+    real = rows(
+        out,
+        "select p.reference_raw, p.hypotheses_raw, p.audio_uri, p.source, p.tts.engine "
+        "from pairs p where not is_synthetic",
+    )
+    labels = dict(rows(root, "select label, utterance_id from kept_utterances"))
+    for label, hyps, uri, source, engine in real:
+        assert label in labels and hyps and engine is None
+        assert source.startswith("corpus:") and (out / uri).exists()
+    # a re-run adds nothing real: the ratio already holds
+    assert run_synth(cfg, asr=FakeFactory(), progress=False).real == 0

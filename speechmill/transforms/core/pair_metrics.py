@@ -33,8 +33,9 @@ METRIC_COLUMNS: tuple[str, ...] = (
 SNR_BUCKETS: tuple[str, ...] = ("clean", "<0", "0-5", "5-10", "10-20", ">=20")
 """`snr_bucket` labels in order: no noise, then SNR in dB, lower edge inclusive."""
 
-AUG_ORDER: tuple[str, ...] = ("noise", "reverb", "speed", "telephone", "codec", "mask", "subst")
-"""Order of the components of an `aug_label`."""
+AUG_ORDER: tuple[str, ...] = ("noise", "reverb", "speed", "telephone", "codec", "mask")
+"""Order of the components of an `aug_label` (what degraded the audio or features;
+character substitution acts on the text, per hypothesis: see `substituted`)."""
 
 _SPLIT_ORDER = {"train": 0, "dev": 1, "validation": 1, "test": 2}
 
@@ -95,8 +96,7 @@ def aug_label(aug: Mapping[str, Any] | None) -> str:
 
     A component counts as applied when its field is set (null means not applied):
     noise (`noise_type`), reverb (`reverb_rt60_s`), speed (`speed`), telephone
-    (`telephone` true), codec (`codec`), mask (`freq_masks` > 0) and subst
-    (`substitution_rate` > 0, character substitution of the hypotheses).
+    (`telephone` true), codec (`codec`) and mask (`freq_masks` > 0).
     """
     if not aug:
         return "clean"
@@ -107,7 +107,6 @@ def aug_label(aug: Mapping[str, Any] | None) -> str:
         "telephone": bool(aug.get("telephone")),
         "codec": aug.get("codec") is not None,
         "mask": (aug.get("freq_masks") or 0) > 0,
-        "subst": (aug.get("substitution_rate") or 0.0) > 0.0,
     }
     parts = [name for name in AUG_ORDER if applied[name]]
     return "+".join(parts) if parts else "clean"

@@ -1,0 +1,154 @@
+"""Synth throughput: the pipeline vs a straightforward per-utterance script.
+
+    .venv/bin/python benchmarks/synth_throughput.py [--sentences N] [--workdir DIR]
+
+Both sides, in one process, on the same sentences (the synth demo's), with the
+same voices (the bundled piper voice and espeak-ng en-us), the same planned
+voice and scale per sentence, and the same model (Whisper tiny.en, int8, CPU):
+
+  (a) script    for each sentence: synthesise -> write a WAV -> transcribe it with
+                faster-whisper's `WhisperModel.transcribe` (beam search, beam 20,
+                1-best) -> next. Models are loaded once, before the clock starts.
+  (b) pipeline  `speechmill synth` on the DirectRunner: batched TTS and ASR through
+                RunInference, one encoder pass per utterance shared by beam search
+                and sampled top-ups, 5 hypotheses distinct after normalisation,
+                clean FLAC written to the store, pairs committed as Parquet.
+
+Augmentation is off on both sides for the ratio (the script does none); a third
+line reports the pipeline with the default augmentation. Beside each figure:
+1-best WER and mean n_unique, so no speed comes from doing less. Prints pairs per
+minute and the ratio b/a; never asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import soundfile as sf
+
+from speechmill.config import Config, load_config
+from speechmill.pipelines.synth import run_synth, voice_options
+from speechmill.schemas.synth import TtsParams
+from speechmill.store import Store, connect
+from speechmill.text.metrics import corpus_counts
+from speechmill.text.normalize import get_normalizer
+from speechmill.transforms.synth import load_tts, voice_params
+
+CONFIG = """
+store: {{root: {root}}}
+asr: {{model: bundled:tiny.en, beam_size: 20, n_best: 5, batch_size: 8}}
+synth:
+  texts: [{{kind: text, path: {texts}, max_texts: {n}}}]
+  variants_per_text: 1
+  seed: 0
+  voices:
+    - {{engine: piper, model: "bundled:joe", weight: 2}}
+    - {{engine: espeak, voices: [en-us]}}
+"""
+
+NO_AUG = {
+    "synth.augment.noise_p": 0,
+    "synth.augment.reverb_p": 0,
+    "synth.augment.speed_p": 0,
+    "synth.augment.telephone_p": 0,
+    "synth.augment.codec_p": 0,
+    "synth.augment.masking_p": 0,
+}
+
+
+def config(root: Path, texts: str, n: int, augment: bool) -> Config:
+    overrides = [] if augment else [f"{k}={v}" for k, v in NO_AUG.items()]
+    text = CONFIG.format(root=root, texts=texts, n=n)
+    return load_config("bench.yaml", overrides, text=text)
+
+
+def pipeline(cfg: Config) -> tuple[float, int, float, float, list[dict]]:
+    shutil.rmtree(cfg.store.root, ignore_errors=True)
+    t0 = time.monotonic()
+    run_synth(cfg, progress=False)
+    wall = time.monotonic() - t0
+    con = connect(Store(cfg.store.root))
+    rows = con.execute(
+        "SELECT reference, hypotheses[1] AS best, n_unique, tts, reference_raw FROM pairs "
+        "ORDER BY text_id"
+    ).fetchall()
+    con.close()
+    counts = corpus_counts([(r, h or "") for r, h, *_ in rows])
+    uniq = sum(row[2] for row in rows) / max(len(rows), 1)
+    plans = [{"reference": r, "tts": t, "spoken": s} for r, _, _, t, s in rows]
+    return wall, len(rows), counts.rate, uniq, plans
+
+
+def script(plans: list[dict], cfg: Config) -> tuple[float, int, float]:
+    """The per-utterance loop a researcher would write first."""
+    import faster_whisper
+
+    from speechmill.backends.faster_whisper import resolve_model
+
+    model = faster_whisper.WhisperModel(resolve_model(cfg.asr.model), "cpu", compute_type="int8")
+    engines = {
+        (o.engine, o.model): load_tts(o.engine, o.model) for o in voice_options(cfg.synth.voices)
+    }
+    norm = get_normalizer(cfg.asr.normalizer)
+    pairs = []
+    tmp = Path(tempfile.mkdtemp(prefix="synth-bench-"))
+    t0 = time.monotonic()
+    for i, plan in enumerate(plans):
+        tts = TtsParams(**plan["tts"])
+        model_ref = "bundled:joe" if tts.engine == "piper" else ""
+        speech = engines[(tts.engine or "", model_ref)].synthesize(
+            plan["spoken"], voice_params(tts)
+        )
+        wav = tmp / f"{i}.wav"
+        sf.write(str(wav), speech.audio, speech.sample_rate, subtype="PCM_16")
+        segments, _ = model.transcribe(str(wav), beam_size=cfg.asr.beam_size, language="en")
+        text = " ".join(s.text for s in segments)
+        pairs.append((plan["reference"], norm(text)))
+    wall = time.monotonic() - t0
+    shutil.rmtree(tmp, ignore_errors=True)
+    return wall, len(pairs), corpus_counts(pairs).rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sentences", type=int, default=40)
+    ap.add_argument("--workdir", default="/tmp/speechmill-synth-bench")
+    args = ap.parse_args()
+    from importlib.resources import files
+
+    texts = str(files("speechmill").joinpath("data/synth_sentences.txt"))
+    work = Path(args.workdir)
+    cfg = config(work / "plain", texts, args.sentences, augment=False)
+    b_wall, b_n, b_wer, b_uniq, plans = pipeline(cfg)
+    a_wall, a_n, a_wer = script(plans, cfg)
+    c_cfg = config(work / "augmented", texts, args.sentences, augment=True)
+    c_wall, c_n, c_wer, c_uniq, _ = pipeline(c_cfg)
+
+    def rate(n: int, wall: float) -> float:
+        return 60.0 * n / wall
+
+    print(f"sentences: {b_n} pairs; voices: piper joe (weight 2), espeak-ng en-us; tiny.en int8")
+    print(
+        f"(a) script    {rate(a_n, a_wall):7.1f} pairs/min  ({a_n} in {a_wall:.1f} s)  "
+        f"1-best WER {100 * a_wer:.1f}%  n_unique 1.00 (1-best, beam {cfg.asr.beam_size})"
+    )
+    print(
+        f"(b) pipeline  {rate(b_n, b_wall):7.1f} pairs/min  ({b_n} in {b_wall:.1f} s)  "
+        f"1-best WER {100 * b_wer:.1f}%  n_unique {b_uniq:.2f} of {cfg.asr.n_best}"
+    )
+    print(
+        f"    b/a = {rate(b_n, b_wall) / rate(a_n, a_wall):.2f}  (target >= 2; "
+        "pipeline wall includes Beam start-up, model loading and the Parquet commit)"
+    )
+    print(
+        f"(c) pipeline with default augmentation  {rate(c_n, c_wall):7.1f} pairs/min  "
+        f"({c_n} in {c_wall:.1f} s)  1-best WER {100 * c_wer:.1f}%  n_unique {c_uniq:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

