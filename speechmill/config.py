@@ -497,6 +497,11 @@ class SynthConfig(_Model):
     real_ratio: float = Field(
         0.0, ge=0, le=1, description="Share of the output pairs drawn from real speech."
     )
+    token_logprobs: bool = Field(
+        False,
+        description="Store per-token log-probs of every hypothesis (one extra teacher-forced "
+        "decode per utterance).",
+    )
     min_context_s: float = Field(
         10.0,
         ge=10.0,

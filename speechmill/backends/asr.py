@@ -41,13 +41,15 @@ class DecodeOptions:
     topk: int = 0
     max_new_tokens: int = 224
     min_context_s: float = 30.0
+    token_logprobs: bool = False  # rescore each hypothesis token by token (one forced decode)
 
     def describe(self) -> str:
+        extra = ",token_lp" if self.token_logprobs else ""
         return (
             f"beam={self.beam_size},n={self.n_best},top_up={self.top_up},"
             f"T={','.join(map(str, self.temperatures))},topk={self.topk},"
             f"budget={self.sample_budget},max_tokens_topup={self.sample_max_tokens},"
-            f"max_tokens={self.max_new_tokens},ctx={self.min_context_s}"
+            f"max_tokens={self.max_new_tokens},ctx={self.min_context_s}{extra}"
         )
 
 

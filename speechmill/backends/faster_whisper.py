@@ -8,6 +8,7 @@ feature extractor and tokenizer; decoding calls the CTranslate2 model directly.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -36,9 +37,12 @@ from speechmill.transforms.core.nbest import (
     SAMPLE,
     Budget,
     Candidate,
+    ForcedDecode,
+    NBest,
     assemble,
     derive_seed,
     replay_sample,
+    token_logprobs,
 )
 
 log = logging.getLogger(__name__)
@@ -273,6 +277,8 @@ class FasterWhisperBackend:
                 sampler=sampler,
                 max_rounds=len(options.temperatures),
             )
+            if options.token_logprobs and nbest.hyps:
+                nbest = self._with_token_logprobs(nbest, enc[i : i + 1], prompts[i], tk)
             lang, prob = langs[i]
             outputs.append(
                 AsrOutput(
@@ -285,14 +291,20 @@ class FasterWhisperBackend:
             )
         return outputs
 
-    def _sampler(
-        self,
-        enc_one: np.ndarray,
-        prompt: list[int],
-        tk: Any,
-        item_id: str,
-        options: DecodeOptions,
-    ) -> Any:
+    def _with_token_logprobs(
+        self, nbest: NBest, enc_one: np.ndarray, prompt: list[int], tk: Any
+    ) -> NBest:
+        """Rescore every hypothesis token by token with one teacher-forced decode."""
+        forced = self._forced(enc_one, prompt, tk)
+        results = forced([c.tokens for c in nbest.hyps])
+        hyps = tuple(
+            dataclasses.replace(c, token_logprobs=token_logprobs(c.tokens, logits, tk.eot))
+            for c, (_, logits) in zip(nbest.hyps, results, strict=True)
+        )
+        return dataclasses.replace(nbest, hyps=hyps)
+
+    def _forced(self, enc_one: np.ndarray, prompt: list[int], tk: Any) -> ForcedDecode:
+        """Teacher-forced decodes against one item's encoder output (no second encoder pass)."""
         import ctranslate2
 
         first_mask = [*tk.encode(" "), tk.eot]
@@ -324,6 +336,17 @@ class FasterWhisperBackend:
                 out.append((list(r.sequences_ids[0]), logits))
             return out
 
+        return forced
+
+    def _sampler(
+        self,
+        enc_one: np.ndarray,
+        prompt: list[int],
+        tk: Any,
+        item_id: str,
+        options: DecodeOptions,
+    ) -> Any:
+        forced = self._forced(enc_one, prompt, tk)
         budget = Budget(rows_left=options.sample_budget)
 
         def sampler(k: int, round_: int) -> list[Candidate]:

@@ -135,6 +135,26 @@ def resolve_texts(texts: Sequence[TextSource], base_dir: str | None) -> list[Tex
     return out
 
 
+def check_noise_files(paths: Sequence[str], base_dir: str | None) -> list[str]:
+    """Absolute paths of the user noise files, each decoded once so a bad one fails now."""
+    from speechmill.audio import AudioRejected, load_audio
+
+    base = base_dir or os.getcwd()
+    out = []
+    for p in paths:
+        path = p if os.path.isabs(p) else os.path.join(base, p)
+        if not os.path.isfile(path):
+            raise ConfigError(f"synth.augment.noise_files: {path} does not exist")
+        try:
+            audio = load_audio(path)
+        except AudioRejected as e:
+            raise ConfigError(f"synth.augment.noise_files: {path}: {e.reason}") from e
+        if audio.size < 1600 or float(abs(audio).max()) == 0.0:
+            raise ConfigError(f"synth.augment.noise_files: {path} is empty or silent")
+        out.append(path)
+    return out
+
+
 def check_voices(options: Sequence[VoiceOption]) -> None:
     """Load each engine and speak one word with each voice, so a typo fails before the run."""
     loaded = {}
@@ -175,7 +195,11 @@ def build_synth(
     progress: bool = False,
 ) -> None:
     syn = cfg.synth
-    options = dataclasses.replace(decode_options(cfg.asr), min_context_s=syn.min_context_s)
+    options = dataclasses.replace(
+        decode_options(cfg.asr),
+        min_context_s=syn.min_context_s,
+        token_logprobs=syn.token_logprobs,
+    )
     decoder = decoder_id(model_hash, options, cfg.asr.normalizer)
     babble_ok = "babble" in syn.augment.noise_types
     read = (
@@ -251,6 +275,11 @@ def run_synth(
     store = Store(root or cfg.store.root)
     voices = voice_options(syn.voices, base_dir)
     check_voices(voices)
+    if syn.augment.noise_files:
+        files = check_noise_files(syn.augment.noise_files, base_dir)
+        augment_cfg = syn.augment.model_copy(update={"noise_files": files})
+        syn = syn.model_copy(update={"augment": augment_cfg})
+        cfg = cfg.model_copy(update={"synth": syn})
     done = committed_pair_ids(store)
     result = SynthResult(already=len(done))
     asr = asr or FasterWhisperFactory.from_config(cfg.asr)
@@ -388,6 +417,7 @@ def add_real_pairs(cfg: Config, store: Store, run_id: str) -> int:
                 num_tokens=list(ntok),
                 avg_logprob=list(avg),
                 method=list(method),
+                token_logprobs=None,
                 n_requested=n_req,
                 n_unique=n_uniq,
                 model_id=model_id,

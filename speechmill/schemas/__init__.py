@@ -7,7 +7,7 @@ from speechmill.schemas.rejects import CATEGORY_DOCS, Category, Reject
 from speechmill.schemas.runs import RunRecord
 from speechmill.schemas.synth import AugParams, Pair, TtsParams
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bumped on any change to any table; docs/schema.md keeps the release notes."""
 
 SCHEMA_NOTES: dict[int, str] = {
@@ -16,6 +16,8 @@ SCHEMA_NOTES: dict[int, str] = {
     "(noisy-student rounds with lineage). No column of version 1 changed.",
     3: "New table `pairs` (N-best hypotheses with their reference, for GER and DLM training). "
     "No existing column changed.",
+    4: "`pairs.token_logprobs` (per-token log-probs, null unless `synth.token_logprobs`). "
+    "Files of version 3 read with the column null.",
 }
 
 TABLES: dict[str, TableSpec] = REGISTRY

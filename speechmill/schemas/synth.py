@@ -99,6 +99,11 @@ class Pair:
     num_tokens: list[int] = col(pa.list_(pa.int32()), "Text tokens per hypothesis.")
     avg_logprob: list[float] = col(pa.list_(pa.float64()), "sum_logprob / (num_tokens + 1).")
     method: list[str] = col(pa.list_(pa.string()), "`beam` or `sample`.")
+    token_logprobs: list[list[float]] | None = col(
+        pa.list_(pa.list_(pa.float64())),
+        "Per hypothesis: log-prob at T=1 of each text token, then of end-of-text (they sum to "
+        "`sum_logprob`); null unless `synth.token_logprobs`.",
+    )
     n_requested: int = col(pa.int32(), "N asked for.")
     n_unique: int = col(pa.int32(), "Distinct hypotheses after normalisation.")
     model_id: str = col(pa.string(), "ASR model.")

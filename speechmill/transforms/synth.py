@@ -20,6 +20,7 @@ import numpy.typing as npt
 import soundfile as sf
 from apache_beam.ml.inference.base import PredictionResult
 
+from speechmill.audio import resample
 from speechmill.backends.asr import SAMPLE_RATE, AsrOutput, DecodeOptions, FeatureTransform
 from speechmill.backends.tts import TtsBackend, VoiceParams
 from speechmill.config import SynthConfig, TextSource
@@ -322,7 +323,7 @@ class SynthesizeDoFn(beam.DoFn):
 
     def speak(self, text: str, params: VoiceParams, engine: str, model: str) -> Any:
         speech = self._backend(engine, model).synthesize(text, params)
-        return augment.resample(speech.audio, speech.sample_rate, SAMPLE_RATE)
+        return resample(speech.audio, speech.sample_rate, SAMPLE_RATE)
 
     def _noise_file(self, path: str) -> npt.NDArray[np.float32]:
         if path not in self._files:
@@ -526,6 +527,11 @@ def pair_row(
         num_tokens=[h.num_tokens for h in hyps],
         avg_logprob=[h.avg_logprob for h in hyps],
         method=[h.method for h in hyps],
+        token_logprobs=(
+            [list(h.token_logprobs) for h in hyps if h.token_logprobs is not None]
+            if all(h.token_logprobs is not None for h in hyps)
+            else None
+        ),
         n_requested=out.nbest.n_requested,
         n_unique=out.nbest.n_unique,
         model_id=model_id,

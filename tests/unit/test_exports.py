@@ -56,6 +56,7 @@ def _pair(
         num_tokens=[len(h.split()) for h in hyps],
         avg_logprob=[-0.5] * n,
         method=["beam"] * n,
+        token_logprobs=None,
         n_requested=5,
         n_unique=n,
         model_id="tiny.en",

@@ -44,6 +44,7 @@ class Candidate:
     method: str = BEAM
     temperature: float | None = None
     seed: int | None = None
+    token_logprobs: tuple[float, ...] | None = None  # per text token, then end-of-text
 
     @property
     def num_tokens(self) -> int:
@@ -131,6 +132,18 @@ def draw(
     while not np.isfinite(lpt[tok]):  # float edge at the end of the cdf
         tok -= 1
     return tok, float(lp1[tok])
+
+
+def token_logprobs(
+    tokens: Sequence[int], logits: Sequence[npt.NDArray[Any]], eot: int
+) -> tuple[float, ...] | None:
+    """Log-probs at T=1 of each token, then of end-of-text, from teacher-forced logits
+    (logits[i] is the distribution at position i). None if the logits are too short."""
+    if len(logits) < len(tokens) + 1:
+        return None
+    out = [float(log_softmax(logits[i], 1.0)[t]) for i, t in enumerate(tokens)]
+    out.append(float(log_softmax(logits[len(tokens)], 1.0)[eot]))
+    return tuple(out)
 
 
 # A forced decode: for each prefix, the greedy continuation (prefix included)
