@@ -66,7 +66,16 @@ def config(root: Path, texts: str, n: int, augment: bool) -> Config:
     return load_config("bench.yaml", overrides, text=text)
 
 
-def pipeline(cfg: Config) -> tuple[float, int, float, float, list[dict]]:
+def by_engine(pairs: list[tuple[str, str, str]]) -> str:
+    """WER per TTS engine: `piper 5.5%, espeak-ng 21.6%`."""
+    engines = sorted({e for e, _, _ in pairs})
+    return ", ".join(
+        f"{e} {100 * corpus_counts([(r, h) for g, r, h in pairs if g == e]).rate:.1f}%"
+        for e in engines
+    )
+
+
+def pipeline(cfg: Config) -> tuple[float, int, float, float, list[dict], str]:
     shutil.rmtree(cfg.store.root, ignore_errors=True)
     t0 = time.monotonic()
     run_synth(cfg, progress=False)
@@ -80,10 +89,11 @@ def pipeline(cfg: Config) -> tuple[float, int, float, float, list[dict]]:
     counts = corpus_counts([(r, h or "") for r, h, *_ in rows])
     uniq = sum(row[2] for row in rows) / max(len(rows), 1)
     plans = [{"reference": r, "tts": t, "spoken": s} for r, _, _, t, s in rows]
-    return wall, len(rows), counts.rate, uniq, plans
+    engines = by_engine([(t["engine"], r, h or "") for r, h, _, t, _ in rows])
+    return wall, len(rows), counts.rate, uniq, plans, engines
 
 
-def script(plans: list[dict], cfg: Config) -> tuple[float, int, float]:
+def script(plans: list[dict], cfg: Config) -> tuple[float, int, float, str]:
     """The per-utterance loop a researcher would write first."""
     import faster_whisper
 
@@ -95,6 +105,7 @@ def script(plans: list[dict], cfg: Config) -> tuple[float, int, float]:
     }
     norm = get_normalizer(cfg.asr.normalizer)
     pairs = []
+    used: list[str] = []
     tmp = Path(tempfile.mkdtemp(prefix="synth-bench-"))
     t0 = time.monotonic()
     for i, plan in enumerate(plans):
@@ -108,9 +119,11 @@ def script(plans: list[dict], cfg: Config) -> tuple[float, int, float]:
         segments, _ = model.transcribe(str(wav), beam_size=cfg.asr.beam_size, language="en")
         text = " ".join(s.text for s in segments)
         pairs.append((plan["reference"], norm(text)))
+        used.append(tts.engine or "")
     wall = time.monotonic() - t0
     shutil.rmtree(tmp, ignore_errors=True)
-    return wall, len(pairs), corpus_counts(pairs).rate
+    per_engine = by_engine([(e, r, h) for e, (r, h) in zip(used, pairs, strict=True)])
+    return wall, len(pairs), corpus_counts(pairs).rate, per_engine
 
 
 def main() -> None:
@@ -123,10 +136,10 @@ def main() -> None:
     texts = str(files("speechmill").joinpath("data/synth_sentences.txt"))
     work = Path(args.workdir)
     cfg = config(work / "plain", texts, args.sentences, augment=False)
-    b_wall, b_n, b_wer, b_uniq, plans = pipeline(cfg)
-    a_wall, a_n, a_wer = script(plans, cfg)
+    b_wall, b_n, b_wer, b_uniq, plans, b_eng = pipeline(cfg)
+    a_wall, a_n, a_wer, a_eng = script(plans, cfg)
     c_cfg = config(work / "augmented", texts, args.sentences, augment=True)
-    c_wall, c_n, c_wer, c_uniq, _ = pipeline(c_cfg)
+    c_wall, c_n, c_wer, c_uniq, _, c_eng = pipeline(c_cfg)
 
     def rate(n: int, wall: float) -> float:
         return 60.0 * n / wall
@@ -136,10 +149,12 @@ def main() -> None:
         f"(a) script    {rate(a_n, a_wall):7.1f} pairs/min  ({a_n} in {a_wall:.1f} s)  "
         f"1-best WER {100 * a_wer:.1f}%  n_unique 1.00 (1-best, beam {cfg.asr.beam_size})"
     )
+    print(f"              WER by voice: {a_eng}")
     print(
         f"(b) pipeline  {rate(b_n, b_wall):7.1f} pairs/min  ({b_n} in {b_wall:.1f} s)  "
         f"1-best WER {100 * b_wer:.1f}%  n_unique {b_uniq:.2f} of {cfg.asr.n_best}"
     )
+    print(f"              WER by voice: {b_eng}")
     print(
         f"    b/a = {rate(b_n, b_wall) / rate(a_n, a_wall):.2f}  (target >= 2; "
         "pipeline wall includes Beam start-up, model loading and the Parquet commit)"
@@ -148,6 +163,7 @@ def main() -> None:
         f"(c) pipeline with default augmentation  {rate(c_n, c_wall):7.1f} pairs/min  "
         f"({c_n} in {c_wall:.1f} s)  1-best WER {100 * c_wer:.1f}%  n_unique {c_uniq:.2f}"
     )
+    print(f"              WER by voice: {c_eng}")
 
 
 if __name__ == "__main__":

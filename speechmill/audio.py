@@ -226,3 +226,19 @@ def load_audio(path: str, max_duration_s: float = 600.0) -> npt.NDArray[np.float
     if not pieces:
         raise AudioRejected(Category.EMPTY, "no audio samples")
     return np.concatenate(pieces)
+
+
+def resample(audio: npt.NDArray[np.float32], sr_in: int, sr_out: int) -> npt.NDArray[np.float32]:
+    """Mono float32 from sr_in to sr_out with FFmpeg's resampler (fast; same length ratio)."""
+    import av
+
+    if sr_in == sr_out or audio.size == 0:
+        return np.asarray(audio, dtype=np.float32)
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(audio, dtype=np.float32).reshape(1, -1), format="flt", layout="mono"
+    )
+    frame.sample_rate = sr_in
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sr_out)
+    pieces = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    pieces += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)

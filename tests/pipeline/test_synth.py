@@ -255,33 +255,88 @@ def test_masking_plan_masks_only_the_items_whose_plan_says_so() -> None:
 
 
 @pytest.mark.model
-def test_real_voices_and_whisper_make_distinct_nbest_lists(tmp_path) -> None:
+def test_real_voices_and_whisper_make_distinct_nbest_lists(tmp_path, capsys) -> None:
     texts = tmp_path / "t.txt"
     texts.write_text("\n".join(GOOD[1:3]) + "\n", encoding="utf-8")
     root = tmp_path / "ds"
-    cfg = load_config(
-        text=f"""
+    cfg_file = tmp_path / "synth.yaml"
+    cfg_file.write_text(
+        f"""
 store: {{root: {root}}}
 asr: {{beam_size: 8, n_best: 4, batch_size: 4}}
 synth:
   texts: [{{kind: text, path: {texts}}}]
   variants_per_text: 2
+  token_logprobs: true
   voices:
     - {{engine: piper, model: "bundled:joe"}}
     - {{engine: espeak, voices: [en-us]}}
   augment: {{noise_p: 0, reverb_p: 0, speed_p: 0, telephone_p: 0, codec_p: 0, masking_p: 0}}
-"""
+""",
+        encoding="utf-8",
     )
-    run_synth(cfg, progress=False)
+    assert main(["synth", str(cfg_file), "--no-progress"]) == 0
+    report = capsys.readouterr().out
+    assert "4 new" in report and "mean n_unique" in report
+    assert main(["metrics", "--root", str(root), "--by", "voice", "--roundtrip", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "round-trip WER" in table and "piper:en_US-joe-medium" in table
     got = rows(
         root,
         "SELECT tts.engine, reference, hypotheses, n_unique, method, sum_logprob, wer_1best, "
-        "n_requested FROM pairs",
+        "n_requested, token_logprobs, num_tokens FROM pairs",
     )
     assert len(got) == 4
-    for engine, ref, hyps, n_unique, method, scores, wer1, n_req in got:
+    for engine, ref, hyps, n_unique, method, scores, wer1, n_req, tlp, ntok in got:
+        # per-token log-probs (tokens, then end-of-text) add up to each hypothesis's score
+        assert [len(t) for t in tlp] == [n + 1 for n in ntok]
+        for t, total in zip(tlp, scores, strict=True):
+            assert abs(sum(t) - total) < 0.05 * len(t), (t, total)
         # distinct after normalisation, never padded with repeats (top-ups have a budget)
         assert n_req == 4 and 2 <= n_unique == len(hyps) == len(set(hyps))
         assert method[0] == "beam" and all(s < 0 for s in scores)
         if engine == "piper":
             assert wer1 <= 0.25, (ref, hyps[0])
+
+
+def test_user_noise_files_are_mixed_in_and_checked_first(tmp_path) -> None:
+    from speechmill.errors import ConfigError
+
+    txt, jsonl = write_texts(tmp_path / "t")
+    hum = tmp_path / "hum.wav"
+    t = np.arange(16000 * 2) / 16000
+    sf.write(str(hum), 0.3 * np.sin(2 * np.pi * 120 * t).astype(np.float32), 16000)
+    cfg = config(tmp_path / "ds", txt, jsonl)
+    aug = cfg.synth.augment.model_copy(
+        update={"noise_types": ["file"], "noise_files": [str(hum)], "reverb_p": 0.0}
+    )
+    cfg = cfg.model_copy(update={"synth": cfg.synth.model_copy(update={"augment": aug})})
+    run_synth(cfg, asr=FakeFactory(), progress=False)
+    got = rows(tmp_path / "ds", "SELECT DISTINCT aug.noise_type, aug.noise_source FROM pairs")
+    assert got == [("file", str(hum))]
+    bad = tmp_path / "not-audio.wav"
+    bad.write_text("this is not audio", encoding="utf-8")
+    aug = aug.model_copy(update={"noise_files": [str(bad)]})
+    cfg = cfg.model_copy(update={"synth": cfg.synth.model_copy(update={"augment": aug})})
+    with pytest.raises(ConfigError, match=r"not-audio\.wav"):
+        run_synth(cfg, asr=FakeFactory(), progress=False)
+
+
+def test_multi_speaker_piper_voices_expand_to_speakers(tmp_path) -> None:
+    from speechmill.config import VoiceSpec
+    from speechmill.errors import ConfigError
+    from speechmill.pipelines.synth import voice_options
+
+    model = tmp_path / "many.onnx"
+    model.write_bytes(b"")
+    (tmp_path / "many.onnx.json").write_text(json.dumps({"num_speakers": 4}), encoding="utf-8")
+    picked = voice_options([VoiceSpec(engine="piper", model=str(model), speakers=[1, 3], weight=2)])
+    assert [(o.voice, o.speaker, o.weight) for o in picked] == [("many", 1, 1.0), ("many", 3, 1.0)]
+    assert [o.speaker for o in voice_options([VoiceSpec(engine="piper", model=str(model))])] == [
+        0,
+        1,
+        2,
+        3,
+    ]
+    with pytest.raises(ConfigError, match="no speaker"):
+        voice_options([VoiceSpec(engine="piper", model=str(model), speakers=[7])])
