@@ -216,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="JSON records instead of a table")
     p.add_argument(
+        "--before-substitution",
+        action="store_true",
+        help="score the hypotheses as decoded (hypotheses_presub), not after character "
+        "substitution (default: what a trainer sees)",
+    )
+    p.add_argument(
         "--roundtrip",
         type=int,
         default=0,
@@ -733,6 +739,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     by = [] if args.by in ("", "none") else [b.strip() for b in args.by.split(",") if b.strip()]
     extra_cols = ("pair_id", "language", "clean_audio_uri") if args.roundtrip else ()
     table = _pairs_table(args, columns=[*METRIC_COLUMNS, *extra_cols])
+    if args.before_substitution:
+        presub = _pairs_table(args, columns=["hypotheses_presub"]).column(0)
+        table = table.set_column(table.schema.get_field_index("hypotheses"), "hypotheses", presub)
     if table.num_rows == 0:
         print(f"no pairs in {_store(args).root}: run `speechmill synth` first")
         return 0

@@ -188,6 +188,13 @@ def test_cli_metrics_and_exports(made, tmp_path, capsys) -> None:
     assert main(["metrics", "--root", str(root), "--by", "voice,aug", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)["groups"]
     assert sum(r["pairs"] for r in records) == 2 * N_SENTENCES
+    # substitution changed characters of some hypotheses: scoring before it differs
+    assert main(["metrics", "--root", str(root), "--by", "none", "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)["groups"][0]
+    argv = ["metrics", "--root", str(root), "--by", "none", "--json", "--before-substitution"]
+    assert main(argv) == 0
+    before = json.loads(capsys.readouterr().out)["groups"][0]
+    assert before["pairs"] == after["pairs"] and before["cer"] != after["cer"]
     out = tmp_path / "hyp"
     assert main(["export", "--root", str(root), "--format", "hyporadise", "--out", str(out)]) == 0
     files = sorted(p.name for p in out.iterdir())
