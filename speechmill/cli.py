@@ -342,7 +342,11 @@ def cmd_config(args: argparse.Namespace) -> int:
         sys.stdout.write(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     else:
         names = ", ".join(cfg.source_names()) or "none"
-        print(f"{args.config}: OK ({len(cfg.sources)} sources: {names}; root {cfg.store.root})")
+        what = f"{len(cfg.sources)} sources: {names}"
+        if cfg.synth.texts:
+            n_texts, n_voices = len(cfg.synth.texts), len(cfg.synth.voices)
+            what += f"; synth: {n_texts} text sources, {n_voices} voice specs"
+        print(f"{args.config}: OK ({what}; root {cfg.store.root})")
     return 0
 
 

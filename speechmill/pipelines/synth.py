@@ -129,8 +129,11 @@ def resolve_texts(texts: Sequence[TextSource], base_dir: str | None) -> list[Tex
     """Relative text paths are relative to base_dir (the working directory by default)."""
     base = base_dir or os.getcwd()
     out = []
-    for t in texts:
-        path = t.path if "://" in t.path or os.path.isabs(t.path) else os.path.join(base, t.path)
+    for i, t in enumerate(texts):
+        remote = "://" in t.path
+        path = t.path if remote or os.path.isabs(t.path) else os.path.join(base, t.path)
+        if not remote and not os.path.exists(path):
+            raise ConfigError(f"synth.texts.{i}.path: {path} does not exist")
         out.append(t.model_copy(update={"path": path}))
     return out
 
@@ -280,6 +283,7 @@ def run_synth(
         augment_cfg = syn.augment.model_copy(update={"noise_files": files})
         syn = syn.model_copy(update={"augment": augment_cfg})
         cfg = cfg.model_copy(update={"synth": syn})
+    texts = resolve_texts(syn.texts, base_dir)
     done = committed_pair_ids(store)
     result = SynthResult(already=len(done))
     asr = asr or FasterWhisperFactory.from_config(cfg.asr)
@@ -295,7 +299,7 @@ def run_synth(
                 cfg=cfg,
                 store=store,
                 run_id=handle.run_id,
-                texts=resolve_texts(syn.texts, base_dir),
+                texts=texts,
                 voices=voices,
                 done=done,
                 asr=asr,

@@ -347,3 +347,13 @@ def test_multi_speaker_piper_voices_expand_to_speakers(tmp_path) -> None:
     ]
     with pytest.raises(ConfigError, match="no speaker"):
         voice_options([VoiceSpec(engine="piper", model=str(model), speakers=[7])])
+
+
+def test_a_missing_text_file_fails_before_the_run(tmp_path) -> None:
+    from speechmill.errors import ConfigError
+
+    _txt, jsonl = write_texts(tmp_path / "t")
+    cfg = config(tmp_path / "ds", tmp_path / "nope.txt", jsonl)
+    with pytest.raises(ConfigError, match=r"synth\.texts\.0\.path: .*nope\.txt does not exist"):
+        run_synth(cfg, asr=FakeFactory(), progress=False)
+    assert not (tmp_path / "ds" / "runs").exists()
