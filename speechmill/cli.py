@@ -798,7 +798,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     workdir = Path(args.workdir).resolve()
     if args.fresh and workdir.exists():
-        shutil.rmtree(workdir / "synth" if args.synth else workdir)
+        doomed = [workdir / "synth", workdir / "synth-exports"] if args.synth else [workdir]
+        for path in doomed:
+            shutil.rmtree(path, ignore_errors=True)
     if args.synth:
         return run_synth_demo(workdir, seed=args.seed)
     return run_demo(workdir, seed=args.seed)

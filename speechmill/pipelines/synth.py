@@ -134,6 +134,8 @@ def resolve_texts(texts: Sequence[TextSource], base_dir: str | None) -> list[Tex
         path = t.path if remote or os.path.isabs(t.path) else os.path.join(base, t.path)
         if not remote and not os.path.exists(path):
             raise ConfigError(f"synth.texts.{i}.path: {path} does not exist")
+        if t.kind == "corpus" and not Store(path).markers():
+            raise ConfigError(f"synth.texts.{i}.path: {path} is not a speechmill dataset with runs")
         out.append(t.model_copy(update={"path": path}))
     return out
 

@@ -356,4 +356,10 @@ def test_a_missing_text_file_fails_before_the_run(tmp_path) -> None:
     cfg = config(tmp_path / "ds", tmp_path / "nope.txt", jsonl)
     with pytest.raises(ConfigError, match=r"synth\.texts\.0\.path: .*nope\.txt does not exist"):
         run_synth(cfg, asr=FakeFactory(), progress=False)
+    empty = tmp_path / "empty-dataset"
+    empty.mkdir()
+    corpus = cfg.synth.texts[0].model_copy(update={"kind": "corpus", "path": str(empty)})
+    cfg = cfg.model_copy(update={"synth": cfg.synth.model_copy(update={"texts": [corpus]})})
+    with pytest.raises(ConfigError, match="not a speechmill dataset"):
+        run_synth(cfg, asr=FakeFactory(), progress=False)
     assert not (tmp_path / "ds" / "runs").exists()
