@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from speechmill import __version__
 from speechmill.config import Config, LocalSource, RssSource
 from speechmill.schemas import Reject, SourceItem
-from speechmill.store import Ledger, Marker, Store, new_run_id
+from speechmill.store import Ledger, Marker, RunHandle, Store, new_run_id
 from speechmill.store.store import utcnow
 from speechmill.transforms.common import HYPOTHESES, REJECTS, SOURCES
 from speechmill.transforms.decode import AcquireDoFn, DedupeRecordings
@@ -160,6 +160,28 @@ def pipeline_options(cfg: Config, beam_args: Sequence[str] = ()) -> PipelineOpti
         **cfg.runner.options,
     }
     return PipelineOptions(list(beam_args), **opts)
+
+
+def commit_run(
+    store: Store,
+    handle: RunHandle,
+    cfg: Config,
+    *,
+    model_hashes: Mapping[str, str],
+    parent_runs: Sequence[str],
+    extra: Mapping[str, object],
+) -> Marker:
+    """Commit a pipeline's run with what every marker records (config, code, models)."""
+    return store.commit(
+        handle,
+        config=cfg.model_dump(mode="json"),
+        config_hash=cfg.config_hash(),
+        code_version=__version__,
+        model_hashes=dict(model_hashes),
+        parent_runs=list(parent_runs),
+        runner=cfg.runner.name,
+        extra=dict(extra),
+    )
 
 
 def build_corpus(
@@ -319,14 +341,12 @@ def _run(
                 )
             if progress and sys.stderr.isatty():
                 sys.stderr.write("\n")
-            marker = store.commit(
+            marker = commit_run(
+                store,
                 handle,
-                config=cfg.model_dump(mode="json"),
-                config_hash=cfg.config_hash(),
-                code_version=__version__,
+                cfg,
                 model_hashes={factory.model_id: model_hash},
                 parent_runs=parent,
-                runner=cfg.runner.name,
                 extra={
                     "part": i + 1,
                     "parts": len(parts),

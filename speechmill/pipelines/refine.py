@@ -17,9 +17,8 @@ from typing import Any
 
 import apache_beam as beam
 
-from speechmill import __version__
 from speechmill.config import Config
-from speechmill.pipelines.corpus import pipeline_options
+from speechmill.pipelines.corpus import commit_run, pipeline_options
 from speechmill.store import Ledger, Marker, Store, connect, new_run_id
 from speechmill.transforms.common import HYPOTHESES, REJECTS
 from speechmill.transforms.refine import (
@@ -218,14 +217,12 @@ def run_refine(
             )
         if sys.stderr.isatty():
             sys.stderr.write("\n")
-        marker = store.commit(
+        marker = commit_run(
+            store,
             handle,
-            config=cfg.model_dump(mode="json"),
-            config_hash=cfg.config_hash(),
-            code_version=__version__,
+            cfg,
             model_hashes={asr.model_id: model_hash},
             parent_runs=parent,
-            runner=cfg.runner.name,
             extra={"recordings": result.recordings},
         )
     finally:

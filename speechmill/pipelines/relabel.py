@@ -26,11 +26,10 @@ from typing import Any, cast
 import apache_beam as beam
 from apache_beam.ml.inference.base import PredictionResult, RunInference
 
-from speechmill import __version__
 from speechmill.backends.asr import DecodeOptions
 from speechmill.config import Config
 from speechmill.errors import SpeechmillError
-from speechmill.pipelines.corpus import pipeline_options
+from speechmill.pipelines.corpus import commit_run, pipeline_options
 from speechmill.schemas import Category, Label
 from speechmill.store import Ledger, Marker, Store, connect, new_run_id
 from speechmill.text.metrics import cer
@@ -267,14 +266,12 @@ def run_round(
             )
         if sys.stderr.isatty():
             sys.stderr.write("\n")
-        result.marker = store.commit(
+        result.marker = commit_run(
+            store,
             handle,
-            config=cfg.model_dump(mode="json"),
-            config_hash=cfg.config_hash(),
-            code_version=__version__,
+            cfg,
             model_hashes={teacher: model_hash},
             parent_runs=parent,
-            runner=cfg.runner.name,
             extra={"round": round_k, "teacher": teacher, "force": force, "pool": len(pool)},
         )
     finally:

@@ -24,12 +24,11 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 
-from speechmill import __version__
 from speechmill.audio import read_span
 from speechmill.backends.tts import VoiceParams
 from speechmill.config import Config, SynthConfig, TextSource, VoiceSpec
 from speechmill.errors import ConfigError
-from speechmill.pipelines.corpus import pipeline_options
+from speechmill.pipelines.corpus import commit_run, pipeline_options
 from speechmill.schemas.synth import AugParams, Pair, TtsParams
 from speechmill.store import Ledger, Marker, Store, connect, fs, new_run_id
 from speechmill.text.normalize import get_normalizer
@@ -311,14 +310,12 @@ def run_synth(
         if progress and sys.stderr.isatty():
             sys.stderr.write("\n")
         result.real = add_real_pairs(cfg, store, handle.run_id)
-        marker = store.commit(
+        marker = commit_run(
+            store,
             handle,
-            config=cfg.model_dump(mode="json"),
-            config_hash=cfg.config_hash(),
-            code_version=__version__,
+            cfg,
             model_hashes={asr.model_id: model_hash},
             parent_runs=parent,
-            runner=cfg.runner.name,
             extra={
                 "voices": len(voices),
                 "already_committed": len(done),
