@@ -18,12 +18,13 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from speechmill.audio import read_span
 from speechmill.config import AlignConfig, FiltersConfig
-from speechmill.schemas import Attribution, Category, Label, NBestList, Utterance, Word
+from speechmill.schemas import Attribution, Category, Label, Utterance, Word
 from speechmill.text.metrics import compression_ratio
 from speechmill.text.normalize import get_normalizer
 from speechmill.transforms.common import HYPOTHESES, internal_detail, reject
 from speechmill.transforms.core.alignment import AlignedWord, Alignment
 from speechmill.transforms.core.resegment import resegment
+from speechmill.transforms.transcribe import nbest_row
 
 SR = 16000
 ALIGN_STAGE = "align"
@@ -340,28 +341,16 @@ class UtteranceRowsDoFn(beam.DoFn):
             return
         utt = dataclasses.replace(to_utterance(draft, out, self._run_id), aligner=self._aligner)
         yield (utt.source_id, utt)
-        hyps = out.nbest.hyps
         yield beam.pvalue.TaggedOutput(
             HYPOTHESES,
-            NBestList(
+            nbest_row(
+                out,
                 item_id=utt.utterance_id,
                 item_kind="utterance",
-                decoder_id=self._decoder,
+                decoder=self._decoder,
                 model_id=self._model_id,
-                language=out.language,
-                texts=[h.text for h in hyps],
-                texts_norm=list(out.nbest.norms),
-                sum_logprob=[h.sum_logprob for h in hyps],
-                num_tokens=[h.num_tokens for h in hyps],
-                avg_logprob=[h.avg_logprob for h in hyps],
-                method=[h.method for h in hyps],
-                temperature=[h.temperature for h in hyps],
-                seed=[h.seed for h in hyps],
-                n_requested=out.nbest.n_requested,
-                n_unique=out.nbest.n_unique,
                 beam_size=self._beam_size,
-                normalizer=self._norm.name,
-                normalizer_version=self._norm.version,
+                normalizer=(self._norm.name, self._norm.version),
                 run_id=self._run_id,
             ),
         )

@@ -173,6 +173,44 @@ class LoadAudioDoFn(beam.DoFn):
         yield (chunk, audio)
 
 
+def nbest_row(
+    out: AsrOutput,
+    *,
+    item_id: str,
+    item_kind: str,
+    decoder: str,
+    model_id: str,
+    beam_size: int,
+    normalizer: tuple[str, str],
+    run_id: str,
+) -> NBestList:
+    """Pure: the `hypotheses` row of one decoded item (its N-best list must exist)."""
+    if out.nbest is None:
+        raise ValueError(f"{item_id}: no N-best list to write ({out.error})")
+    hyps = out.nbest.hyps
+    return NBestList(
+        item_id=item_id,
+        item_kind=item_kind,
+        decoder_id=decoder,
+        model_id=model_id,
+        language=out.language,
+        texts=[h.text for h in hyps],
+        texts_norm=list(out.nbest.norms),
+        sum_logprob=[h.sum_logprob for h in hyps],
+        num_tokens=[h.num_tokens for h in hyps],
+        avg_logprob=[h.avg_logprob for h in hyps],
+        method=[h.method for h in hyps],
+        temperature=[h.temperature for h in hyps],
+        seed=[h.seed for h in hyps],
+        n_requested=out.nbest.n_requested,
+        n_unique=out.nbest.n_unique,
+        beam_size=beam_size,
+        normalizer=normalizer[0],
+        normalizer_version=normalizer[1],
+        run_id=run_id,
+    )
+
+
 def to_rows(
     chunk: ChunkRef,
     out: AsrOutput,
@@ -211,25 +249,14 @@ def to_rows(
         attribution=chunk.attribution,
         run_id=run_id,
     )
-    nbest = NBestList(
+    nbest = nbest_row(
+        out,
         item_id=chunk.segment_id,
         item_kind="segment",
-        decoder_id=decoder,
+        decoder=decoder,
         model_id=model_id,
-        language=out.language,
-        texts=[h.text for h in hyps],
-        texts_norm=list(out.nbest.norms),
-        sum_logprob=[h.sum_logprob for h in hyps],
-        num_tokens=[h.num_tokens for h in hyps],
-        avg_logprob=[h.avg_logprob for h in hyps],
-        method=[h.method for h in hyps],
-        temperature=[h.temperature for h in hyps],
-        seed=[h.seed for h in hyps],
-        n_requested=out.nbest.n_requested,
-        n_unique=out.nbest.n_unique,
         beam_size=options.beam_size,
-        normalizer=normalizer_name,
-        normalizer_version=normalizer_version,
+        normalizer=(normalizer_name, normalizer_version),
         run_id=run_id,
     )
     return segment, nbest
