@@ -161,13 +161,9 @@ def check_noise_files(paths: Sequence[str], base_dir: str | None) -> list[str]:
 
 def check_voices(options: Sequence[VoiceOption]) -> None:
     """Load each engine and speak one word with each voice, so a typo fails before the run."""
-    loaded = {}
     for o in options:
-        key = (o.engine, o.model)
         try:
-            if key not in loaded:
-                loaded[key] = load_tts(o.engine, o.model)
-            speech = loaded[key].synthesize(
+            speech = load_tts(o.engine, o.model).synthesize(
                 "test", VoiceParams(voice=o.voice, speaker=o.speaker, variant=o.variant)
             )
         except Exception as e:

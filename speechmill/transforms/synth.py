@@ -8,6 +8,7 @@ models once per worker and turn failures into `rejects` rows.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -253,7 +254,10 @@ def voice_params(tts: TtsParams) -> VoiceParams:
     )
 
 
+@functools.cache
 def load_tts(engine: str, model: str) -> TtsBackend:
+    """A TTS backend, loaded once per process (backends are thread-safe) and shared by
+    the voice check on the driver and every DoFn instance in the same process."""
     from speechmill.backends.tts import EspeakTts, PiperTts
 
     if engine == "piper":
@@ -310,19 +314,12 @@ class SynthesizeDoFn(beam.DoFn):
 
     def setup(self) -> None:
         self._store = Store(self._root)
-        self._tts: dict[tuple[str, str], TtsBackend] = {}
         self._noise: augment.NoiseFn | None = None
         self._files: dict[str, npt.NDArray[np.float32]] = {}
         self._progress = Progress(self._progress_on, "synth")
 
-    def _backend(self, engine: str, model: str) -> TtsBackend:
-        key = (engine, model)
-        if key not in self._tts:
-            self._tts[key] = load_tts(engine, model)
-        return self._tts[key]
-
     def speak(self, text: str, params: VoiceParams, engine: str, model: str) -> Any:
-        speech = self._backend(engine, model).synthesize(text, params)
+        speech = load_tts(engine, model).synthesize(text, params)
         return resample(speech.audio, speech.sample_rate, SAMPLE_RATE)
 
     def _noise_file(self, path: str) -> npt.NDArray[np.float32]:
@@ -331,6 +328,12 @@ class SynthesizeDoFn(beam.DoFn):
 
             self._files[path] = load_audio(path)
         return self._files[path]
+
+    def _noise_on_demand(
+        self, source: str, n: int, rng: np.random.Generator
+    ) -> npt.NDArray[np.floating]:
+        """Babble or file noise; the babble bank is only synthesised when first needed."""
+        return self.noise()(source, n, rng)
 
     def noise(self) -> augment.NoiseFn:
         """Babble talkers: deterministic (piper noise off) so augmentation is reproducible."""
@@ -364,7 +367,7 @@ class SynthesizeDoFn(beam.DoFn):
             from speechmill.backends.codec import codec_roundtrip
 
             noisy = augment.apply(
-                clean, SAMPLE_RATE, item.aug, noise=self.noise(), codec=codec_roundtrip
+                clean, SAMPLE_RATE, item.aug, noise=self._noise_on_demand, codec=codec_roundtrip
             )
         except Exception as e:
             yield self._reject(item, Category.INTERNAL, "augmentation failed", e)
