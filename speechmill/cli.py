@@ -720,7 +720,7 @@ def _pairs_table(
 
     store = _store(args)
     con = connect(store)
-    cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    cols = ", ".join(columns) if columns else "*"
     try:
         sql = (
             f"SELECT {cols} FROM pairs" + (f" WHERE {where}" if where else "") + " ORDER BY pair_id"
@@ -742,10 +742,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     by = [] if args.by in ("", "none") else [b.strip() for b in args.by.split(",") if b.strip()]
     extra_cols = ("pair_id", "language", "clean_audio_uri") if args.roundtrip else ()
-    table = _pairs_table(args, columns=[*METRIC_COLUMNS, *extra_cols])
-    if args.before_substitution:
-        presub = _pairs_table(args, columns=["hypotheses_presub"]).column(0)
-        table = table.set_column(table.schema.get_field_index("hypotheses"), "hypotheses", presub)
+    scored = "hypotheses_presub AS hypotheses" if args.before_substitution else "hypotheses"
+    columns = [scored if c == "hypotheses" else c for c in (*METRIC_COLUMNS, *extra_cols)]
+    table = _pairs_table(args, columns=columns)
     if table.num_rows == 0:
         print(f"no pairs in {_store(args).root}: run `speechmill synth` first")
         return 0

@@ -35,7 +35,7 @@ from speechmill.text.normalize import get_normalizer
 from speechmill.transforms.common import REJECTS
 from speechmill.transforms.core import synthplan
 from speechmill.transforms.core.nbest import derive_seed, uniform
-from speechmill.transforms.core.pair_metrics import row_metrics
+from speechmill.transforms.core.pair_metrics import METRIC_COLUMNS, aggregate, row_metrics
 from speechmill.transforms.core.synthplan import VoiceOption
 from speechmill.transforms.synth import (
     DedupeTextsDoFn,
@@ -444,29 +444,17 @@ def add_real_pairs(cfg: Config, store: Store, run_id: str) -> int:
 
 
 def synth_report(store: Store, result: SynthResult) -> str:
-    """What a synth run committed, from the written tables."""
+    """What a synth run committed, from the written tables (figures as `speechmill metrics`)."""
     (run_id,) = result.run_ids
     con = connect(store)
     q = con.execute
     try:
-        n, audio, uniq, wer1, oracle = q(
-            "SELECT count(*), coalesce(sum(duration_s), 0), avg(n_unique), "
-            "sum(wer_1best * len(string_split(reference, ' '))) / "
-            "nullif(sum(len(string_split(reference, ' '))), 0), "
-            "sum(oracle_wer * len(string_split(reference, ' '))) / "
-            "nullif(sum(len(string_split(reference, ' '))), 0) "
-            "FROM pairs_history WHERE run_id = ?",
-            [run_id],
-        ).fetchone() or (0, 0.0, None, None, None)
-        splits = q(
-            "SELECT split, count(*) FROM pairs_history WHERE run_id = ? GROUP BY 1 ORDER BY 1",
-            [run_id],
-        ).fetchall()
-        voices = q(
-            "SELECT tts.engine || ':' || tts.voice || coalesce('+' || tts.variant, '') AS v, "
-            "count(*) FROM pairs_history WHERE run_id = ? GROUP BY 1 ORDER BY 2 DESC, 1",
-            [run_id],
-        ).fetchall()
+        cols = ", ".join(f'"{c}"' for c in (*METRIC_COLUMNS, "duration_s"))
+        rows = (
+            con.sql(f"SELECT {cols} FROM pairs_history WHERE run_id = '{run_id}'")  # noqa: S608
+            .to_arrow_table()
+            .to_pylist()
+        )
         drops = q(
             "SELECT stage, category, count(*) FROM rejects_history WHERE run_id = ? "
             "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
@@ -475,17 +463,22 @@ def synth_report(store: Store, result: SynthResult) -> str:
         wall = q("SELECT wall_s FROM runs WHERE run_id = ?", [run_id]).fetchone()
     finally:
         con.close()
+    n = len(rows)
+    audio = sum(r["duration_s"] for r in rows)
+    splits = aggregate(rows, ["split"])
+    voices = sorted(aggregate(rows, ["voice"]), key=lambda g: (-g.pairs, g.key["voice"]))
     lines = [
         f"run            {run_id}",
         f"pairs          {n} new ({result.already} committed before; {result.real} from real "
         f"speech), {audio / 60:.1f} min of audio",
-        "splits         " + (", ".join(f"{s} {c}" for s, c in splits) or "-"),
-        "voices         " + (", ".join(f"{v} {c}" for v, c in voices) or "-"),
+        "splits         " + (", ".join(f"{g.key['split']} {g.pairs}" for g in splits) or "-"),
+        "voices         " + (", ".join(f"{g.key['voice']} {g.pairs}" for g in voices) or "-"),
     ]
     if n:
+        (total,) = aggregate(rows, [])
         lines.append(
-            f"N-best         mean n_unique {uniq:.2f}; 1-best WER {100 * (wer1 or 0):.1f}%, "
-            f"oracle WER {100 * (oracle or 0):.1f}%"
+            f"N-best         mean n_unique {total.mean_n_unique:.2f}; 1-best WER "
+            f"{100 * total.wer:.1f}%, oracle WER {100 * total.oracle_wer:.1f}%"
         )
     lines.append("rejects        " + (", ".join(f"{s}/{c} {k}" for s, c, k in drops) or "none"))
     if wall:

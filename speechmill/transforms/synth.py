@@ -8,6 +8,7 @@ models once per worker and turn failures into `rejects` rows.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import logging
@@ -218,16 +219,10 @@ def plan_items(
         tts = synthplan.plan_tts(option, ranges, rng, seed)
         aug = augment.plan(cfg.augment, derive_seed(seed, "aug"), babble_available=babble_available)
         if cfg.substitution_share > 0:
-            aug = _with_substitution(aug, cfg.substitution_rate)
+            aug = dataclasses.replace(aug, substitution_rate=cfg.substitution_rate)
         pid = synthplan.pair_id(text.text_id, tts, aug, seed)
         out.append(SynthItem(pid, text, cfg.language, tts, aug, option.model, seed))
     return out
-
-
-def _with_substitution(aug: AugParams, rate: float) -> AugParams:
-    import dataclasses
-
-    return dataclasses.replace(aug, substitution_rate=rate)
 
 
 class SkipDoneDoFn(beam.DoFn):
