@@ -22,6 +22,8 @@ from speechmill.schemas import Category
 
 SAMPLE_RATE = 16000
 _BLOCK = 1 << 20
+CANCEL_DB = 20.0
+"""A down-mix this many dB quieter than its loudest channel has cancelled (e.g. R = -L)."""
 
 
 class AudioRejected(Exception):
@@ -43,6 +45,7 @@ class Transcoded:
     orig_container: str
     orig_sample_format: str
     rms_dbfs: float
+    downmix: str = "mean"
 
     @property
     def duration_s(self) -> float:
@@ -73,6 +76,44 @@ def _layout_name(cc: Any) -> tuple[int, str | None]:
     return channels, getattr(layout, "name", None)
 
 
+def channel_planes(frame: Any) -> npt.NDArray[np.float64]:
+    """A decoded frame as float64 of shape (channels, samples), zero-centred."""
+    arr = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar:
+        arr = arr.reshape(-1, channels).T
+    out = arr.astype(np.float64)
+    if arr.dtype == np.uint8:
+        out -= 128.0
+    return out
+
+
+class ChannelEnergy:
+    """Per-channel and mean-mix energy of a multi-channel stream, to detect cancellation."""
+
+    def __init__(self) -> None:
+        self.channels: npt.NDArray[np.float64] | None = None
+        self.mix = 0.0
+
+    def add(self, planes: npt.NDArray[np.float64]) -> None:
+        energy = np.einsum("ij,ij->i", planes, planes)
+        self.channels = energy if self.channels is None else self.channels + energy
+        m = planes.mean(axis=0)
+        self.mix += float(np.dot(m, m))
+
+    def cancelled_channel(self) -> int | None:
+        """The loudest channel if the mean mix is CANCEL_DB below it, else None."""
+        if self.channels is None or self.channels.size < 2:
+            return None
+        k = int(np.argmax(self.channels))
+        loudest = float(self.channels[k])
+        if loudest <= 0:
+            return None
+        if self.mix <= loudest * 10 ** (-CANCEL_DB / 10):
+            return k
+        return None
+
+
 def transcode_to_flac(
     src: str,
     dst: str,
@@ -81,6 +122,10 @@ def transcode_to_flac(
     max_duration_s: float,
 ) -> Transcoded:
     """Decode `src` to 16 kHz mono 16-bit FLAC at `dst` (written atomically).
+
+    Channels are down-mixed by FFmpeg's resampler. When that mix cancels (channels in
+    opposite phase, e.g. right = -left, so the mix is digital silence), the file is
+    decoded again from its loudest channel alone; `Transcoded.downmix` says which.
 
     Raises AudioRejected (undecodable, no_audio, too_short, too_long).
     """
@@ -135,9 +180,12 @@ def transcode_to_flac(
                         f"longer than the {max_duration_s:.0f} s limit (audio.max_duration_s)",
                     )
 
+            energy = ChannelEnergy()
             try:
                 for frame in container.decode(stream):
                     frame.pts = None
+                    if len(frame.layout.channels) > 1:
+                        energy.add(channel_planes(frame))
                     write(resampler.resample(frame))
                 write(resampler.resample(None))
             except AudioRejected:
@@ -148,6 +196,11 @@ def transcode_to_flac(
                     "decoding failed (corrupt or truncated media)",
                     f"{type(e).__name__}: {e}",
                 ) from None
+        downmix = "mono" if channels <= 1 else "mean"
+        chosen = energy.cancelled_channel()
+        if chosen is not None:
+            n, sq = _one_channel_to_flac(src, tmp_path, chosen)
+            downmix = f"channel{chosen}"
         if orig_rate <= 0 or n == 0:
             raise AudioRejected(Category.UNDECODABLE, "no audio samples could be decoded")
         if n < min_duration_s * SAMPLE_RATE:
@@ -165,12 +218,63 @@ def transcode_to_flac(
             orig_container=fmt_name,
             orig_sample_format=sample_fmt,
             rms_dbfs=dbfs(sq, n),
+            downmix=downmix,
         )
     finally:
         container.close()
         if tmp_path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_path)
+
+
+def _one_channel_to_flac(src: str, dst: str, channel: int) -> tuple[int, float]:
+    """Decode channel `channel` of `src` alone to 16 kHz mono FLAC; (samples, sum of squares).
+
+    Only called after a first pass decoded the same file, so errors are not expected.
+    """
+    import av
+    import soundfile as sf
+
+    n = 0
+    sq = 0.0
+    with (
+        av.open(src, metadata_errors="ignore") as container,
+        sf.SoundFile(
+            dst, "w", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16", format="FLAC"
+        ) as out,
+    ):
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        scale: float | None = None
+        for frame in [*container.decode(stream), None]:
+            if frame is None:
+                frames = resampler.resample(None)
+            else:
+                planes = channel_planes(frame)
+                if scale is None:
+                    scale = _full_scale(frame.format.name)
+                mono = av.AudioFrame.from_ndarray(
+                    (planes[channel] / scale).astype(np.float32).reshape(1, -1),
+                    format="flt",
+                    layout="mono",
+                )
+                mono.sample_rate = frame.sample_rate
+                frames = resampler.resample(mono)
+            for rf in frames:
+                pcm = rf.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+                out.write(pcm)
+                n += pcm.size
+                f = pcm.astype(np.float64) / 32768.0
+                sq += float(np.dot(f, f))
+    return n, sq
+
+
+def _full_scale(sample_format: str) -> float:
+    """The value of full scale of a sample format (float formats: 1)."""
+    base = sample_format.rstrip("p")
+    return {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9.223372036854776e18}.get(
+        base, 1.0
+    )
 
 
 def read_span(path: str, start: int = 0, stop: int | None = None) -> npt.NDArray[np.float32]:

@@ -293,6 +293,23 @@ class CrawlConfig(_Model):
         description="Runs that may try an item with transient failures before it is given up "
         "(its reject becomes permanent).",
     )
+    respect_robots: bool = Field(
+        True,
+        description="Honour each host's robots.txt (fetched once per run through the same "
+        "host guard): disallowed items are skipped before download (`policy_robots`), and "
+        "`Crawl-delay` is a lower bound on that host's pacing. Turn off only for sites you own.",
+    )
+    fetch_concurrency: int = Field(
+        8,
+        ge=1,
+        description="Items one worker fetches at the same time (a bounded pool inside the "
+        "fetch stage), so a stalling server does not serialise the crawl.",
+    )
+    per_host_concurrency: int = Field(
+        4,
+        ge=1,
+        description="At most this many concurrent fetches from one host (pacing still applies).",
+    )
     stop_after_known: int = Field(
         50,
         ge=1,

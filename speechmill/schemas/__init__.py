@@ -7,7 +7,7 @@ from speechmill.schemas.rejects import CATEGORY_DOCS, Category, Reject
 from speechmill.schemas.runs import RunRecord
 from speechmill.schemas.synth import AugParams, Pair, TtsParams
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Bumped on any change to any table; docs/schema.md keeps the release notes."""
 
 SCHEMA_NOTES: dict[int, str] = {
@@ -18,6 +18,9 @@ SCHEMA_NOTES: dict[int, str] = {
     "No existing column changed.",
     4: "`pairs.token_logprobs` (per-token log-probs, null unless `synth.token_logprobs`). "
     "Files of version 3 read with the column null.",
+    5: "`sources.listed_url` (the URL as listed, when a redirect or extractor changed it) and "
+    "`recordings.downmix` (how channels became mono). New reject categories `policy_robots` and "
+    "`unwritable`. Files of version 4 read with both columns null.",
 }
 
 TABLES: dict[str, TableSpec] = REGISTRY

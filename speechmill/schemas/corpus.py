@@ -45,6 +45,11 @@ class SourceItem:
     source_name: str = col(pa.string(), "Name of the source spec in the config that yielded it.")
     kind: str = col(pa.string(), "Source kind: `local`, `ytdlp`, `rss` or `list`.")
     url: str = col(pa.string(), "What is fetched: a media URL, or an absolute local path.")
+    listed_url: str | None = col(
+        pa.string(),
+        "The URL as the source listed it (list line, feed enclosure, page link) when it differs "
+        "from `url` (e.g. a redirect); null otherwise.",
+    )
     webpage_url: str | None = col(pa.string(), "The page the item was found on, if any.")
     extractor: str | None = col(pa.string(), "yt-dlp extractor key (`local` for files).")
     title: str | None = col(pa.string(), "Title as published (data only; never used in paths).")
@@ -88,6 +93,11 @@ class Recording:
     sample_rate: int = col(pa.int32(), "Sample rate of the stored FLAC (16000).")
     orig_sample_rate: int = col(pa.int32(), "Sample rate of the original.")
     orig_channels: int = col(pa.int32(), "Channel count of the original (down-mixed to mono).")
+    downmix: str | None = col(
+        pa.string(),
+        "How channels became mono: `mono` (one channel), `mean` (FFmpeg's down-mix), or "
+        "`channel<k>` (channel k alone, when the down-mix cancelled, e.g. right = -left).",
+    )
     orig_codec: str = col(pa.string(), "Codec of the original (`pcm_s16le`, `mp3`, `opus`, ...).")
     orig_container: str = col(pa.string(), "Container format of the original (`wav`, `ogg`, ...).")
     orig_sample_format: str = col(

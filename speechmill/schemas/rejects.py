@@ -38,6 +38,7 @@ class Category(str, enum.Enum):
     POLICY_DATE = "policy_date"
     POLICY_LANGUAGE = "policy_language"
     POLICY_CAP = "policy_cap"
+    POLICY_ROBOTS = "policy_robots"
     DUPLICATE = "duplicate"
     # filters and relabelling
     FILTER = "filter"
@@ -46,6 +47,8 @@ class Category(str, enum.Enum):
     # text and synthesis
     BAD_TEXT = "bad_text"
     TTS_ERROR = "tts_error"
+    # writing
+    UNWRITABLE = "unwritable"
     # anything else that crashed on one item
     INTERNAL = "internal"
 
@@ -73,12 +76,15 @@ CATEGORY_DOCS: dict[Category, str] = {
     Category.POLICY_DATE: "upload date outside the source's range",
     Category.POLICY_LANGUAGE: "declared language not the expected one",
     Category.POLICY_CAP: "over the source's max_items cap",
+    Category.POLICY_ROBOTS: "the host's robots.txt disallows the URL (crawl.respect_robots)",
     Category.DUPLICATE: "same content or text as an item already kept",
     Category.FILTER: "dropped by a corpus filter (the reason names which)",
     Category.RELABEL: "rejected by a relabelling round (label disagreement)",
     Category.ALIGN_ERROR: "forced alignment failed",
     Category.BAD_TEXT: "text unusable for synthesis or as a label",
     Category.TTS_ERROR: "the TTS engine failed on this text",
+    Category.UNWRITABLE: "a row that does not fit its table's schema (e.g. a string that is "
+    "not valid Unicode); `detail` holds a safe repr of the offending value",
     Category.INTERNAL: "an unexpected error in speechmill on this item (please report)",
 }
 

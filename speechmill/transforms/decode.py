@@ -233,6 +233,7 @@ class AcquireDoFn(beam.DoFn):
             sample_rate=16000,
             orig_sample_rate=info.orig_sample_rate,
             orig_channels=info.orig_channels,
+            downmix=info.downmix,
             orig_codec=info.orig_codec,
             orig_container=info.orig_container,
             orig_sample_format=info.orig_sample_format,

@@ -102,6 +102,7 @@ def discover_local(
                 source_name=name,
                 kind="local",
                 url=path,
+                listed_url=None,
                 webpage_url=None,
                 extractor="local",
                 title=None,

@@ -145,6 +145,7 @@ def _ytdlp_item(
         source_name=name,
         kind=spec.kind,
         url=str(entry.get("url") or entry.get("webpage_url") or entry.get("original_url")),
+        listed_url=None,
         webpage_url=_text(entry.get("webpage_url")) or _text(entry.get("playlist_webpage_url")),
         extractor=_text(
             entry.get("extractor_key") or entry.get("ie_key") or entry.get("extractor")
@@ -289,6 +290,7 @@ def _placeholder(
         source_name=name,
         kind=spec.kind,
         url=url,
+        listed_url=None,
         webpage_url=None,
         extractor=None,
         title=None,
@@ -403,6 +405,7 @@ def discover_rss(
             source_name=name,
             kind="rss",
             url=entry.enclosure_url,
+            listed_url=None,
             webpage_url=entry.link or feed.link,
             extractor="rss",
             title=entry.title,

@@ -21,6 +21,7 @@ def item(path) -> SourceItem:
         source_name="t",
         kind="local",
         url=str(path),
+        listed_url=None,
         webpage_url=None,
         extractor="local",
         title=None,

@@ -71,6 +71,7 @@ def test_record_round_trips_through_arrow() -> None:
         sample_rate=16000,
         orig_sample_rate=44100,
         orig_channels=2,
+        downmix="mean",
         orig_codec="mp3",
         orig_container="mp3",
         orig_sample_format="fltp",
