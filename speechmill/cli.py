@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(p)
     _add_root(p)
+    p.add_argument("--no-progress", action="store_true", help="no live progress line")
 
     p = sub.add_parser(
         "relabel",
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True, help="teacher model (name or directory)")
     p.add_argument("--round", type=int, required=True, help="round number (1, 2, ...)")
     p.add_argument("--force", action="store_true", help="replace a committed round")
+    p.add_argument("--no-progress", action="store_true", help="no live progress line")
 
     p = sub.add_parser(
         "nst",
@@ -145,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--teacher", help="first teacher (default: asr.model)")
     p.add_argument("--force", action="store_true", help="recompute committed rounds")
+    p.add_argument("--no-progress", action="store_true", help="no live progress line")
 
     p = sub.add_parser(
         "sources",
@@ -260,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default="./demo-data", help="where audio and dataset go")
     p.add_argument("--seed", type=int, default=0, help="seed for voice parameters and pauses")
     p.add_argument("--fresh", action="store_true", help="delete the work directory first")
+    p.add_argument("--no-progress", action="store_true", help="no live progress line")
     p.add_argument(
         "--synth",
         action="store_true",
@@ -412,7 +416,9 @@ def cmd_refine(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
 
     cfg = _load(args)
     root = args.root or cfg.store.root
-    result = run_refine(cfg, root=root, beam_args=beam_args)
+    result = run_refine(
+        cfg, root=root, beam_args=beam_args, progress=False if args.no_progress else None
+    )
     store = Store(root)
     if not result.markers:
         print(f"nothing to refine in {store.root}: {result.skipped} recordings already refined")
@@ -469,6 +475,7 @@ def cmd_relabel(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         force=args.force,
         root=args.root,
         beam_args=beam_args,
+        progress=False if args.no_progress else None,
     )
     if r.skipped_committed:
         print(f"round {args.round} is already committed; nothing to do (--force replaces it)")
@@ -492,6 +499,7 @@ def cmd_nst(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         root=args.root,
         force=args.force,
         beam_args=beam_args,
+        progress=False if args.no_progress else None,
     )
     for rr, teacher in zip(r.rounds, r.teachers, strict=True):
         state = (
@@ -801,8 +809,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for path in doomed:
             shutil.rmtree(path, ignore_errors=True)
     if args.synth:
-        return run_synth_demo(workdir, seed=args.seed)
-    return run_demo(workdir, seed=args.seed)
+        return run_synth_demo(workdir, seed=args.seed, progress=not args.no_progress)
+    return run_demo(workdir, seed=args.seed, progress=not args.no_progress)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

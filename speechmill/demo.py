@@ -124,7 +124,7 @@ def part_wer(root: str, made: list[DemoFile], part: str) -> tuple[float, int]:
     return counts.rate, counts.ref_len
 
 
-def run_demo(workdir: Path, *, seed: int = 0) -> int:
+def run_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> int:
     from speechmill.pipelines.corpus import run_corpus
     from speechmill.pipelines.summary import summarize
     from speechmill.store import Store, connect
@@ -144,7 +144,7 @@ def run_demo(workdir: Path, *, seed: int = 0) -> int:
     cfg = demo_config(workdir)
     store = Store(cfg.store.root)
     print(f"running the corpus pipeline into {store.root} ...")
-    result = run_corpus(cfg, progress=True)
+    result = run_corpus(cfg, progress=progress)
     run_ids = result.run_ids or [m.run_id for m in store.markers()[-1:]]
     if not result.run_ids:
         print(
@@ -196,7 +196,7 @@ def synth_demo_config(workdir: Path, seed: int = 0) -> Config:
     )
 
 
-def run_synth_demo(workdir: Path, *, seed: int = 0) -> int:
+def run_synth_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> int:
     """Make a small GER dataset offline and print its metrics and exports."""
     from speechmill.exports import export
     from speechmill.pipelines.synth import run_synth, synth_report
@@ -207,7 +207,7 @@ def run_synth_demo(workdir: Path, *, seed: int = 0) -> int:
     cfg = synth_demo_config(workdir, seed)
     store = Store(cfg.store.root)
     print(f"speechmill demo --synth: TTS -> augmentation -> Whisper 5-best into {store.root} ...")
-    result = run_synth(cfg, progress=True)
+    result = run_synth(cfg, progress=progress)
     print()
     print(synth_report(store, result))
     con = connect(store)

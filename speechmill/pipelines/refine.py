@@ -105,6 +105,7 @@ def build_refine(
     asr: BackendFactory,
     model_hash: str,
     aligner: Any,
+    progress: bool = False,
 ) -> None:
     options = decode_options(cfg.asr)
     decoder = decoder_id(model_hash, options, cfg.asr.normalizer)
@@ -146,6 +147,7 @@ def build_refine(
                 normalizer=cfg.asr.normalizer,
                 beam_size=options.beam_size,
                 run_id=run_id,
+                progress=progress,
             )
         ).with_outputs(HYPOTHESES, REJECTS, main="keyed")
     )
@@ -188,6 +190,7 @@ def run_refine(
     asr: BackendFactory | None = None,
     aligner: Any = None,
     beam_args: Sequence[str] = (),
+    progress: bool | None = None,
 ) -> RefineResult:
     store = Store(root or cfg.store.root)
     segments, done = pending_segments(store, cfg)
@@ -201,6 +204,8 @@ def run_refine(
         cfg.align, cfg.asr.model, cfg.asr.device, cfg.asr.compute_type
     )
     model_hash = asr.fingerprint()
+    if progress is None:
+        progress = cfg.runner.name == "DirectRunner"
     handle = store.begin("refine", new_run_id())
     try:
         parent = list(Ledger.load(store).run_ids[-1:])
@@ -214,8 +219,9 @@ def run_refine(
                 asr=asr,
                 model_hash=model_hash,
                 aligner=aligner,
+                progress=progress,
             )
-        if sys.stderr.isatty():
+        if progress and sys.stderr.isatty():
             sys.stderr.write("\n")
         marker = commit_run(
             store,

@@ -29,12 +29,13 @@ from apache_beam.ml.inference.base import PredictionResult, RunInference
 from speechmill.backends.asr import DecodeOptions
 from speechmill.config import Config
 from speechmill.errors import SpeechmillError
+from speechmill.faults import fault_point
 from speechmill.pipelines.corpus import commit_run, pipeline_options
 from speechmill.schemas import Category, Label
 from speechmill.store import Ledger, Marker, Store, connect, new_run_id
 from speechmill.text.metrics import cer
 from speechmill.text.normalize import get_normalizer
-from speechmill.transforms.common import REJECTS, reject
+from speechmill.transforms.common import REJECTS, Progress, reject
 from speechmill.transforms.refine import LoadSpanDoFn, RecordingInfo, attribution_from
 from speechmill.transforms.transcribe import (
     AsrModelHandler,
@@ -133,6 +134,7 @@ class GateDoFn(beam.DoFn):
         decoder: str,
         normalizer: str,
         run_id: str,
+        progress: bool = False,
     ) -> None:
         self._round = round_k
         self._gate = gate
@@ -141,12 +143,16 @@ class GateDoFn(beam.DoFn):
         self._decoder = decoder
         self._normalizer = normalizer
         self._run_id = run_id
+        self._progress_on = progress
 
     def setup(self) -> None:
         self._norm = get_normalizer(self._normalizer)
+        self._progress = Progress(self._progress_on, f"relabel round {self._round}")
 
     def process(self, result: PredictionResult) -> Iterator[Any]:
+        fault_point("relabel.gate")
         item = cast(PoolItem, cast(tuple[Any, Any], result.example)[0])
+        self._progress.add((item.end - item.start) / 16000)
         out = cast(Any, result.inference)
         failed = out.error is not None or out.nbest is None or not out.nbest.hyps
         text = "" if failed else out.nbest.hyps[0].text
@@ -197,6 +203,7 @@ def run_round(
     root: str | None = None,
     factory: BackendFactory | None = None,
     beam_args: Sequence[str] = (),
+    progress: bool | None = None,
 ) -> RoundResult:
     """One relabelling round, committed as one run (or nothing if already committed)."""
     if round_k < 1:
@@ -232,6 +239,8 @@ def run_round(
         language=cfg.asr.language,
         batch_size=cfg.relabel.batch_size,
     )
+    if progress is None:
+        progress = cfg.runner.name == "DirectRunner"
     handle = store.begin(f"relabel-{round_k}", new_run_id())
     try:
         parent = list(Ledger.load(store).run_ids[-1:])
@@ -257,6 +266,7 @@ def run_round(
                         decoder=decoder,
                         normalizer=cfg.asr.normalizer,
                         run_id=handle.run_id,
+                        progress=progress,
                     )
                 ).with_outputs(REJECTS, main="labels")
             )
@@ -264,7 +274,7 @@ def run_round(
             _ = {"labels": gated.labels, "rejects": rejects} | "Write" >> WriteTables(
                 store.root, handle.run_id
             )
-        if sys.stderr.isatty():
+        if progress and sys.stderr.isatty():
             sys.stderr.write("\n")
         result.marker = commit_run(
             store,
@@ -376,6 +386,7 @@ def run_nst(
     force: bool = False,
     beam_args: Sequence[str] = (),
     log: Any = None,
+    progress: bool | None = None,
 ) -> NstResult:
     """Rounds 1..R of relabel -> export -> train; the model each training writes teaches next."""
     store = Store(root or cfg.store.root)
@@ -385,7 +396,13 @@ def run_nst(
     for k in range(1, rounds + 1):
         out.teachers.append(current)
         rr = run_round(
-            cfg, teacher=current, round_k=k, force=force, root=store.root, beam_args=beam_args
+            cfg,
+            teacher=current,
+            round_k=k,
+            force=force,
+            root=store.root,
+            beam_args=beam_args,
+            progress=progress,
         )
         out.rounds.append(rr)
         say(

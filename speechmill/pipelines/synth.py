@@ -28,6 +28,7 @@ from speechmill.audio import read_span
 from speechmill.backends.tts import VoiceParams
 from speechmill.config import Config, SynthConfig, TextSource, VoiceSpec
 from speechmill.errors import ConfigError
+from speechmill.faults import fault_point
 from speechmill.pipelines.corpus import commit_run, pipeline_options
 from speechmill.schemas.synth import AugParams, Pair, TtsParams
 from speechmill.store import Ledger, Marker, Store, connect, fs, new_run_id
@@ -57,7 +58,7 @@ from speechmill.transforms.transcribe import (
     decode_options,
     decoder_id,
 )
-from speechmill.transforms.write import WriteTables, write_part
+from speechmill.transforms.write import WriteTables, write_parts
 
 BUNDLED_PIPER = "bundled:joe"
 
@@ -365,6 +366,7 @@ def add_real_pairs(cfg: Config, store: Store, run_id: str) -> int:
     want = synthplan.fraction_for(old_synth + new_synth, syn.real_ratio) - old_real
     if want <= 0:
         return 0
+    fault_point("synth.real")
     real = Store(syn.real_root)
     rcon = connect(real)
     try:
@@ -439,7 +441,9 @@ def add_real_pairs(cfg: Config, store: Store, run_id: str) -> int:
             )
         )
     if rows:
-        store.write_manifest(run_id, [write_part(store, "pairs", run_id, rows)])
+        files = write_parts(store, run_id, {"pairs": rows})
+        if files:
+            store.write_manifest(run_id, files)
     return len(rows)
 
 

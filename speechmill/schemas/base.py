@@ -14,6 +14,8 @@ and the DuckDB view are all derived from that one declaration.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -23,6 +25,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _ARROW = "arrow"
 _DOC = "doc"
@@ -71,10 +74,86 @@ class TableSpec:
         rows = [self.to_row(r) for r in records]
         return pa.Table.from_pylist(rows, schema=self.schema)
 
+    def to_table_checked(self, records: Iterable[Any]) -> tuple[pa.Table, list[BadRow]]:
+        """Records -> table, setting aside every row that does not fit the schema.
+
+        The whole batch is converted at once; only when that fails is each row
+        checked on its own, so the common case costs nothing extra.
+        """
+        rows = [self.to_row(r) for r in records]
+        try:
+            return pa.Table.from_pylist(rows, schema=self.schema), []
+        except Exception:  # any failure: find the rows that cause it
+            log.debug("%s: a batch does not fit the schema; checking row by row", self.name)
+        good: list[dict[str, Any]] = []
+        bad: list[BadRow] = []
+        for row in rows:
+            problem = self.row_problem(row)
+            if problem is None:
+                good.append(row)
+            else:
+                bad.append(problem)
+        return pa.Table.from_pylist(good, schema=self.schema), bad
+
+    def row_problem(self, row: Mapping[str, Any]) -> BadRow | None:
+        """Why `row` cannot be written with this table's schema, or None if it can."""
+        for f in self.schema:
+            value = row.get(f.name)
+            if value is None and not f.nullable:
+                return self._bad(row, f.name, "a required value is missing", value)
+            try:
+                pa.array([value], type=f.type)
+            except Exception as e:
+                return self._bad(row, f.name, f"{type(e).__name__}: {e}", value)
+        try:
+            pa.Table.from_pylist([dict(row)], schema=self.schema)
+        except Exception as e:
+            return self._bad(row, "", f"{type(e).__name__}: {e}", None)
+        return None
+
+    def _bad(self, row: Mapping[str, Any], column: str, error: str, value: Any) -> BadRow:
+        key = "/".join(_storable(str(row.get(k))) for k in self.primary_key)
+        parent = next(
+            (row[c] for c in _PARENT_COLUMNS if c not in self.primary_key and row.get(c)), None
+        )
+        source = next((row[c] for c in _SOURCE_COLUMNS if row.get(c)), None)
+        return BadRow(
+            self.name,
+            key,
+            column,
+            _storable(error),
+            _storable(ascii(value))[:300],
+            parent=None if parent is None else _storable(str(parent)),
+            source=None if source is None else _storable(str(source)),
+        )
+
     def from_row(self, row: Mapping[str, Any]) -> Any:
         """Rebuild a record from a row read back (unknown columns are ignored)."""
         kwargs = {n: row.get(n) for n in self.field_names}
         return self.record(**kwargs)
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that does not fit its table: which key, which column, why, the value's repr."""
+
+    table: str
+    key: str
+    column: str
+    error: str
+    value_repr: str
+    parent: str | None = None
+    source: str | None = None
+
+
+# The columns that name a row's parent item and its source item, most specific first.
+_PARENT_COLUMNS = ("recording_id", "utterance_id", "parent_id", "text_id", "media_id")
+_SOURCE_COLUMNS = ("source_id", "media_id")
+
+
+def _storable(text: str) -> str:
+    """`text` with lone surrogates replaced (the one thing str -> UTF-8 cannot encode)."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
 def _plain(value: Any) -> Any:
@@ -91,6 +170,8 @@ def _is_optional(annotation: Any) -> bool:
         return type(None) in typing.get_args(annotation)
     return False
 
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 REGISTRY: dict[str, TableSpec] = {}
 _BY_TYPE: dict[type[Any], TableSpec] = {}

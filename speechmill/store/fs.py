@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from speechmill.faults import fault_point
+
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
@@ -63,8 +65,12 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write a whole file so readers see either nothing or all of it."""
+def write_bytes_atomic(path: str, data: bytes, *, fault: str | None = None) -> None:
+    """Write a whole file so readers see either nothing or all of it.
+
+    `fault` names a fault point (speechmill.faults) reached after half of the data
+    is in the temporary file: the fault tests use it to leave a torn write behind.
+    """
     if is_remote(path):
         from apache_beam.io.filesystems import FileSystems
 
@@ -76,7 +82,13 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if fault is not None:
+                f.write(data[: len(data) // 2])
+                f.flush()
+                fault_point(fault)
+                f.write(data[len(data) // 2 :])
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from speechmill.faults import fault_point
 from speechmill.schemas import TABLES
 from speechmill.store import fs
 from speechmill.store.store import Store, utcnow
@@ -106,6 +107,10 @@ def collect_garbage(
             report.kept_active.append(rel)
             continue
         doomed.append(info)
+    for info in fs.walk(store.path("runs")):
+        name = info.path.replace("\\", "/").rsplit("/", 1)[-1]
+        if name.startswith(".tmp-") and not live:  # a torn write of a killed commit
+            doomed.append(info)
     for intent in store.active_runs():
         run_id = str(intent.get("run_id", ""))
         if run_id not in live or run_id in committed:
@@ -114,7 +119,10 @@ def collect_garbage(
     report.removed = sorted(fs.relative(store.root, i.path) for i in doomed)
     report.bytes_freed = sum(i.size for i in doomed)
     if not dry_run and doomed:
-        fs.delete([i.path for i in doomed])
+        step = 500 if fs.is_remote(store.root) else 1  # object stores delete in batches
+        for i in range(0, len(doomed), step):
+            fault_point("gc.delete")
+            fs.delete([d.path for d in doomed[i : i + step]])
         fs.prune_empty_dirs(store.path("tables"))
         fs.prune_empty_dirs(store.path("media"))
     return report

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import re
 import secrets
@@ -27,8 +28,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from speechmill.errors import LockedError, StoreError
+from speechmill.faults import fault_point
 from speechmill.schemas import SCHEMA_VERSION, TABLES, RunRecord
 from speechmill.store import fs
+
+log = logging.getLogger(__name__)
 
 MARKER_FORMAT = 1
 RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}(-p\d{3,})?$")
@@ -273,6 +277,11 @@ class Store:
         }
         fs.makedirs(self.path("runs/_active"))
         fs.write_bytes_atomic(self.active_path(handle.run_id), json.dumps(intent).encode())
+        try:
+            fault_point("store.begin")
+        except BaseException:
+            self.end(handle)
+            raise
         return handle
 
     def end(self, handle: RunHandle) -> None:
@@ -291,6 +300,7 @@ class Store:
     def write_manifest(self, run_id: str, files: Sequence[DataFile]) -> str:
         """Record data files a run wrote (called by the pipeline's writer)."""
         path = fs.join(manifest_dir(self, run_id), f"{secrets.token_hex(8)}.json")
+        fault_point("write.manifest")
         entries = [{"table": f.table, "path": f.path, "rows": f.rows} for f in files]
         fs.write_bytes_atomic(path, json.dumps(sorted(entries, key=lambda e: e["path"])).encode())
         return path
@@ -331,6 +341,7 @@ class Store:
         extra: Mapping[str, Any] | None = None,
     ) -> Marker:
         """Write the run's `runs` row, then its marker (last). Returns the marker."""
+        fault_point("commit.begin")
         if fs.exists(self.marker_path(handle.run_id)):
             raise StoreError(f"run {handle.run_id} is already committed")
         files = [f for f in self.run_files(handle.run_id) if f.table != "runs"]
@@ -360,6 +371,7 @@ class Store:
         pq.write_table(spec.to_table([record]), sink)
         fs.write_bytes_atomic(self.path(runs_rel), sink.getvalue().to_pybytes())
         files.append(DataFile("runs", runs_rel, 1))
+        fault_point("commit.runs_row")
         marker = Marker(
             run_id=handle.run_id,
             pipeline=handle.pipeline,
@@ -375,13 +387,20 @@ class Store:
             files=tuple(files),
             extra=dict(extra or {}),
         )
-        fs.write_bytes_atomic(self.marker_path(handle.run_id), marker.to_json().encode())
+        fs.write_bytes_atomic(
+            self.marker_path(handle.run_id), marker.to_json().encode(), fault="commit.marker"
+        )
+        fault_point("commit.done")
         # the manifests have served their purpose (gc removes them if this is interrupted)
         fs.delete([i.path for i in fs.walk(manifest_dir(self, handle.run_id))])
         return marker
 
     def markers(self) -> list[Marker]:
-        """Committed runs in commit order."""
+        """Committed runs in commit order.
+
+        A marker that cannot be read (truncated or edited by hand; speechmill writes
+        markers atomically) is skipped with a warning: its run stays invisible.
+        """
         out = []
         for info in fs.walk(self.path("runs")):
             rel = fs.relative(self.root, info.path)
@@ -390,6 +409,10 @@ class Store:
                 continue
             if not RUN_ID_RE.match(name[: -len(".json")]):
                 continue
-            out.append(Marker.from_json(fs.read_bytes(info.path).decode(), rel))
+            try:
+                text = fs.read_bytes(info.path).decode("utf-8")
+                out.append(Marker.from_json(text, rel))
+            except (StoreError, UnicodeDecodeError) as e:
+                log.warning("ignoring commit marker %s: %s", rel, e)
         out.sort(key=lambda m: (m.committed_at, m.run_id))
         return out

@@ -76,8 +76,11 @@ def corpus_counts(pairs: Iterable[tuple[str, str]], *, chars: bool = False) -> E
 
 
 def compression_ratio(text: str) -> float:
-    """len(utf-8 bytes) / len(zlib-compressed bytes), as Whisper computes it."""
-    data = text.encode("utf-8")
+    """len(utf-8 bytes) / len(zlib-compressed bytes), as Whisper computes it.
+
+    A lone surrogate (not encodable) counts as one replaced byte.
+    """
+    data = text.encode("utf-8", "replace")
     if not data:
         return 0.0
     return len(data) / len(zlib.compress(data))

@@ -11,11 +11,49 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from speechmill.config import FaultInjection
+from speechmill.faults import fault_point
 from speechmill.schemas import Category, Reject
+from speechmill.text.unicode import clean, clean_opt
 
 REJECTS = "rejects"
 SOURCES = "sources"
 HYPOTHESES = "hypotheses"
+
+
+def make_reject(
+    *,
+    item_id: str,
+    item_kind: str,
+    stage: str,
+    category: Category,
+    reason: str,
+    run_id: str,
+    parent_id: str | None = None,
+    source_id: str | None = None,
+    detail: str | None = None,
+    duration_s: float | None = None,
+    retryable: bool = False,
+    counter: str | None = None,
+) -> Reject:
+    """A `rejects` row, counted as the Beam counter `<stage>/<category>` (or `counter`).
+
+    Every string is made storable (`text.unicode.clean`): reasons and details often
+    quote remote or user text.
+    """
+    Metrics.counter("speechmill", counter or f"{stage}/{category.value}").inc()
+    return Reject(
+        item_id=clean(item_id),
+        item_kind=item_kind,
+        parent_id=clean_opt(parent_id),
+        source_id=clean_opt(source_id),
+        stage=stage,
+        category=category.value,
+        reason=clean(reason),
+        detail=clean_opt((detail or None) and detail[:2000]),
+        duration_s=duration_s,
+        retryable=retryable,
+        run_id=run_id,
+    )
 
 
 def reject(
@@ -33,22 +71,22 @@ def reject(
     retryable: bool = False,
     counter: str | None = None,
 ) -> beam.pvalue.TaggedOutput:
-    """A tagged `rejects` row, and the Beam counter `<stage>/<category>` (or `counter`)."""
-    Metrics.counter("speechmill", counter or f"{stage}/{category.value}").inc()
+    """`make_reject` as a row on a DoFn's tagged `rejects` output."""
     return beam.pvalue.TaggedOutput(
         REJECTS,
-        Reject(
+        make_reject(
             item_id=item_id,
             item_kind=item_kind,
+            stage=stage,
+            category=category,
+            reason=reason,
+            run_id=run_id,
             parent_id=parent_id,
             source_id=source_id,
-            stage=stage,
-            category=category.value,
-            reason=reason,
-            detail=(detail or None) and detail[:2000],
+            detail=detail,
             duration_s=duration_s,
             retryable=retryable,
-            run_id=run_id,
+            counter=counter,
         ),
     )
 
@@ -63,9 +101,11 @@ class FaultHook:
     def __init__(self, fault: FaultInjection | None, stage: str) -> None:
         self._armed = fault is not None and fault.stage == stage
         self._fault = fault
+        self._stage = stage
         self._seen = 0
 
     def tick(self) -> None:
+        fault_point(self._stage)
         if not self._armed or self._fault is None:
             return
         self._seen += 1

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from speechmill.config import LocalSource
 from speechmill.schemas import Category, Reject, SourceItem
-from speechmill.transforms.core.chunks import local_media_id
+from speechmill.transforms.core.chunks import local_media_id, local_url
 
 STAGE = "discover"
 _GLOB_CHARS = set("*?[")
@@ -83,7 +83,7 @@ def discover_local(
                 stage=STAGE,
                 category=Category.POLICY_CAP.value,
                 reason=f"source {name}: over max_items ({cap})",
-                detail=path,
+                detail=local_url(path),
                 duration_s=None,
                 retryable=True,
                 run_id=run_id,
@@ -101,7 +101,7 @@ def discover_local(
                 media_id=local_media_id(path),
                 source_name=name,
                 kind="local",
-                url=path,
+                url=local_url(path),
                 listed_url=None,
                 webpage_url=None,
                 extractor="local",

@@ -18,10 +18,11 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from speechmill.audio import read_span
 from speechmill.config import AlignConfig, FiltersConfig
+from speechmill.faults import fault_point
 from speechmill.schemas import Attribution, Category, Label, Utterance, Word
 from speechmill.text.metrics import compression_ratio
 from speechmill.text.normalize import get_normalizer
-from speechmill.transforms.common import HYPOTHESES, internal_detail, reject
+from speechmill.transforms.common import HYPOTHESES, Progress, internal_detail, reject
 from speechmill.transforms.core.alignment import AlignedWord, Alignment
 from speechmill.transforms.core.resegment import resegment
 from speechmill.transforms.transcribe import nbest_row
@@ -202,6 +203,7 @@ class AlignedWordsDoFn(beam.DoFn):
         self._run_id = run_id
 
     def process(self, result: PredictionResult) -> Iterator[Any]:
+        fault_point("align")
         seg = cast(SegmentRef, cast(tuple[Any, Any], result.example)[0])
         al = cast(Any, result.inference)
         if isinstance(al, str):
@@ -311,6 +313,7 @@ class UtteranceRowsDoFn(beam.DoFn):
         normalizer: str,
         beam_size: int,
         run_id: str,
+        progress: bool = False,
     ) -> None:
         self._aligner = aligner
         self._model_id = model_id
@@ -318,11 +321,14 @@ class UtteranceRowsDoFn(beam.DoFn):
         self._normalizer = normalizer
         self._beam_size = beam_size
         self._run_id = run_id
+        self._progress_on = progress
 
     def setup(self) -> None:
         self._norm = get_normalizer(self._normalizer)
+        self._progress = Progress(self._progress_on, "refine")
 
     def process(self, result: PredictionResult) -> Iterator[Any]:
+        fault_point("refine.decode")
         draft = cast(UtteranceDraft, cast(tuple[Any, Any], result.example)[0])
         out = cast(Any, result.inference)
         if out.error is not None or out.nbest is None:
@@ -340,6 +346,7 @@ class UtteranceRowsDoFn(beam.DoFn):
             )
             return
         utt = dataclasses.replace(to_utterance(draft, out, self._run_id), aligner=self._aligner)
+        self._progress.add(utt.duration_s)
         yield (utt.source_id, utt)
         yield beam.pvalue.TaggedOutput(
             HYPOTHESES,
@@ -382,6 +389,7 @@ class FilterDoFn(beam.DoFn):
         self._norm = get_normalizer(self._normalizer)
 
     def process(self, element: tuple[str, Iterable[Utterance]]) -> Iterator[Any]:
+        fault_point("filter")
         from speechmill.transforms.core.filters import apply
 
         _source, group = element

@@ -26,6 +26,7 @@ from speechmill.audio import resample
 from speechmill.backends.asr import SAMPLE_RATE, AsrOutput, DecodeOptions, FeatureTransform
 from speechmill.backends.tts import TtsBackend, VoiceParams
 from speechmill.config import SynthConfig, TextSource
+from speechmill.faults import fault_point
 from speechmill.schemas import Category
 from speechmill.schemas.synth import AugParams, Pair, TtsParams
 from speechmill.store import Store, fs
@@ -134,6 +135,7 @@ class PrepareTextDoFn(beam.DoFn):
         self._norm = get_normalizer(self._normalizer)
 
     def process(self, raw: RawText) -> Iterator[object]:
+        fault_point("synth.text")
         pieces = prepare(raw.text or "", self._cfg)
         for i, piece in enumerate(pieces):
             key = raw.key if len(pieces) == 1 else f"{raw.key}#{i + 1}"
@@ -348,6 +350,7 @@ class SynthesizeDoFn(beam.DoFn):
         return self._noise
 
     def process(self, item: SynthItem) -> Iterator[object]:
+        fault_point("synth.tts")
         try:
             clean = self.speak(
                 item.text.spoken, voice_params(item.tts), item.tts.engine or "", item.model
@@ -358,6 +361,7 @@ class SynthesizeDoFn(beam.DoFn):
         if clean.size < SAMPLE_RATE // 10 or float(np.abs(clean).max(initial=0.0)) < 1e-4:
             yield self._reject(item, Category.TTS_ERROR, "the TTS engine produced no audio", None)
             return
+        fault_point("synth.augment")
         try:
             from speechmill.backends.codec import codec_roundtrip
 
@@ -454,6 +458,7 @@ class PairRowsDoFn(beam.DoFn):
         self._norm = get_normalizer(self._normalizer)
 
     def process(self, result: PredictionResult) -> Iterator[object]:
+        fault_point("synth.asr")
         element, _ = cast(tuple[Synthesized, Any], result.example)
         out = cast(AsrOutput, result.inference)
         row = pair_row(

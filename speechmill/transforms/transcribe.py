@@ -293,16 +293,19 @@ class SplitAsrDoFn(beam.DoFn):
         self._hook.tick()
         chunk = cast(Example, result.example)[0]
         out = cast(AsrOutput, result.inference)
-        rows = to_rows(
-            chunk,
-            out,
-            model_id=self._model_id,
-            decoder=self._decoder,
-            options=self._options,
-            normalizer_name=self._norm.name,
-            normalizer_version=self._norm.version,
-            run_id=self._run_id,
-        )
+        try:
+            rows = to_rows(
+                chunk,
+                out,
+                model_id=self._model_id,
+                decoder=self._decoder,
+                options=self._options,
+                normalizer_name=self._norm.name,
+                normalizer_version=self._norm.version,
+                run_id=self._run_id,
+            )
+        except Exception as e:  # one bad output never stops the run
+            rows = (Category.INTERNAL, "building the rows of this chunk failed", internal_detail(e))
         self._progress.add(chunk.duration_s)
         if isinstance(rows[0], Category):
             category, reason, detail = rows

@@ -13,7 +13,7 @@ from speechmill.errors import StoreError
 from speechmill.schemas import TABLES, Reject
 from speechmill.store import Store, collect_garbage, connect, view_sql
 from speechmill.store.store import Marker
-from speechmill.transforms.write import write_part
+from speechmill.transforms.write import write_parts
 
 
 def rej(item: str, run: str, reason: str = "r") -> Reject:
@@ -23,7 +23,7 @@ def rej(item: str, run: str, reason: str = "r") -> Reject:
 def write_run(store: Store, rows: list[Reject], pipeline: str = "test") -> Marker:
     h = store.begin(pipeline)
     rows = [dataclasses.replace(r, run_id=h.run_id) for r in rows]
-    store.write_manifest(h.run_id, [write_part(store, "rejects", h.run_id, rows)])
+    store.write_manifest(h.run_id, write_parts(store, h.run_id, {"rejects": rows}))
     m = store.commit(
         h,
         config={},

@@ -16,7 +16,7 @@ from speechmill.errors import ConfigError, StoreError
 from speechmill.schemas import Attribution, Category, Label, Segment, Utterance
 from speechmill.store import Store
 from speechmill.transforms.texts import RawText, read_texts, source_name
-from speechmill.transforms.write import write_part
+from speechmill.transforms.write import write_parts
 
 
 def read(kind: str, path: Path | str, **kw: Any) -> list[RawText]:
@@ -244,10 +244,11 @@ def label(uid: str, rnd: int, text: str, decision: str) -> Label:
 
 def commit(store: Store, tables: dict[str, list[Any]]) -> None:
     h = store.begin("test")
-    parts = [
-        write_part(store, t, h.run_id, [dataclasses.replace(r, run_id=h.run_id) for r in rows])
-        for t, rows in tables.items()
-    ]
+    parts = write_parts(
+        store,
+        h.run_id,
+        {t: [dataclasses.replace(r, run_id=h.run_id) for r in rows] for t, rows in tables.items()},
+    )
     store.write_manifest(h.run_id, parts)
     store.commit(
         h,

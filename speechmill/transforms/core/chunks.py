@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -75,6 +76,27 @@ def plan_chunks(
     kept = [c for c in chunks if c.length >= min_len]
     short = [c for c in chunks if c.length < min_len]
     return kept, short
+
+
+def local_url(abs_path: str) -> str:
+    """How a local path is stored in `sources.url`: the path itself, or, when the name
+    is not valid UTF-8 (decoded with surrogateescape, so not storable), a `file://`
+    URL with the raw bytes percent-encoded. `local_path` reverses it."""
+    try:
+        abs_path.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = abs_path.encode("utf-8", "surrogateescape")
+        return "file://" + urllib.parse.quote_from_bytes(raw, safe="/")
+    return abs_path
+
+
+def local_path(url: str) -> str:
+    """The file system path of a stored local `sources.url` (see `local_url`)."""
+    if url.startswith("file://"):
+        return urllib.parse.unquote_to_bytes(url[len("file://") :]).decode(
+            "utf-8", "surrogateescape"
+        )
+    return url
 
 
 def local_media_id(abs_path: str) -> str:

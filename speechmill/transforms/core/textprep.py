@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from speechmill.schemas.rejects import Category
+from speechmill.text import unicode as uni
 from speechmill.transforms.core.filters import char_script, language_script, word_count
 
 # --------------------------------------------------------------------------- results
@@ -79,6 +80,8 @@ DETAIL_CHARS = 200
 
 
 def _excerpt(text: str, limit: int = DETAIL_CHARS) -> str:
+    """At most `limit` characters of `text`, storable (surrogates replaced)."""
+    text = uni.clean(text)
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
@@ -919,6 +922,9 @@ def _content_problem(text: str, language: str) -> Problem | None:
     """Rules on what a text is made of (not its size)."""
     if not text.strip():
         return Problem(Category.BAD_TEXT, "the text is empty")
+    invalid = uni.problem(text)
+    if invalid is not None:
+        return Problem(Category.BAD_TEXT, f"{invalid}; fix the input's encoding", _excerpt(text))
     for i, ch in enumerate(text):
         cat = unicodedata.category(ch)
         if (cat == "Cc" and ch not in _ALLOWED_CONTROLS) or cat in ("Cs", "Co"):
@@ -999,7 +1005,8 @@ def check_text(
     """The first reason `text` cannot be synthesised as it is, or None.
 
     Rejected (all `bad_text`): empty or whitespace-only; control characters other
-    than tab and newline, surrogates, private-use characters; U+FFFD (wrong
+    than tab and newline, private-use characters; strings that are not valid Unicode
+    scalar sequences (lone surrogates, noncharacters); U+FFFD (wrong
     encoding); markup (HTML/XML tags, comments and entities, markdown links,
     images and headings, wiki links, templates, tables, headings and bold,
     LaTeX commands, code fences); URLs and e-mail addresses; no letters or digits
@@ -1073,7 +1080,9 @@ def _clauses(raw: str, cfg: PrepConfig, level: int = 0) -> list[str]:
 def _piece(raw: str, cfg: PrepConfig) -> Prepared | Problem:
     spoken = normalize_for_tts(raw, cfg.language)
     if not any(unicodedata.category(ch)[0] in "LN" for ch in spoken):
-        return Problem(Category.BAD_TEXT, "nothing left to read after TTS normalisation", raw)
+        return Problem(
+            Category.BAD_TEXT, "nothing left to read after TTS normalisation", _excerpt(raw)
+        )
     problem = _size_problem(
         spoken,
         min_chars=cfg.min_chars,
