@@ -679,6 +679,12 @@ def cmd_gc(args: argparse.Namespace) -> int:
         store, dry_run=args.dry_run, grace=dt.timedelta(hours=args.grace_hours)
     )
     verb = "would remove" if args.dry_run else "removed"
+    for run_id in report.unreadable:
+        print(
+            f"kept the files of run {run_id}: its marker runs/{run_id}.json cannot be read "
+            "(repair or delete it, then run gc again)",
+            file=sys.stderr,
+        )
     for rel in report.removed:
         print(f"{verb} {rel}")
     print(

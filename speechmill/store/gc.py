@@ -22,6 +22,7 @@ class GcReport:
     bytes_freed: int = 0
     kept_active: list[str] = field(default_factory=list)
     dry_run: bool = False
+    unreadable: list[str] = field(default_factory=list)  # runs whose marker cannot be read
 
 
 def _pid_alive(pid: int) -> bool:
@@ -77,6 +78,9 @@ def collect_garbage(
     listed = {f.path for m in markers for f in m.files}
     committed = {m.run_id for m in markers}
     live = live_runs(store, grace)
+    for run_id in store.unreadable:  # a damaged marker's run: keep its files for a person
+        live.setdefault(run_id, utcnow())
+        report.unreadable.append(run_id)
     referenced_media: set[str] = set()
     if markers:
         con = connect(store, markers=markers)
@@ -100,6 +104,9 @@ def collect_garbage(
     for info in fs.walk(store.path("media")):
         rel = fs.relative(store.root, info.path)
         if rel in referenced_media:
+            continue
+        if report.unreadable:  # a damaged marker may reference it: delete no media
+            report.kept_active.append(rel)
             continue
         if oldest_live is not None and (
             info.mtime is None or info.mtime >= oldest_live.timestamp() - 60

@@ -398,10 +398,13 @@ class Store:
     def markers(self) -> list[Marker]:
         """Committed runs in commit order.
 
-        A marker that cannot be read (truncated or edited by hand; speechmill writes
-        markers atomically) is skipped with a warning: its run stays invisible.
+        A marker that cannot be read (truncated, edited by hand, or naming a path
+        outside the root; speechmill writes markers atomically) is skipped with a
+        warning: its run stays invisible, and `unreadable` names it, so that gc
+        keeps its files for a person to look at.
         """
         out = []
+        self.unreadable: list[str] = []
         for info in fs.walk(self.path("runs")):
             rel = fs.relative(self.root, info.path)
             name = rel.split("/")[-1]
@@ -414,5 +417,6 @@ class Store:
                 out.append(Marker.from_json(text, rel))
             except (StoreError, UnicodeDecodeError) as e:
                 log.warning("ignoring commit marker %s: %s", rel, e)
+                self.unreadable.append(name[: -len(".json")])
         out.sort(key=lambda m: (m.committed_at, m.run_id))
         return out
