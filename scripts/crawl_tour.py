@@ -3,8 +3,10 @@
     .venv/bin/python scripts/crawl_tour.py [WORKDIR]
 
 The site (built by tests/crawl_site.py) has direct media files, pages embedding
-<audio>/<video> with Creative Commons and "all rights reserved" marks, a podcast
-feed, and broken entries. The tour runs `speechmill sources --dry-run`, then
+<audio>/<video> with Creative Commons and "all rights reserved" marks, a page whose
+licence is stated only in its text, a podcast feed, broken entries, and a
+robots.txt that keeps crawlers out of /private/. The tour runs
+`speechmill sources --dry-run`, then
 `speechmill refresh` three times: the first fetches, the second finds nothing new,
 the third picks up a new episode added to the feed.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from speechmill.cli import main
-from tests.crawl_site import add_episode, build
+from tests.crawl_site import TEXT_LICENCE_PAGE, add_episode, build
 from tests.http_server import Site
 
 CONFIG = """\
@@ -47,7 +49,18 @@ def say(cmd: list[str]) -> None:
 def tour(work: Path) -> None:
     with Site(work / "site") as site:
         u = build(site)
-        (work / "urls.txt").write_text(f"{u['cc_page']}\n{u['arr_page']}\n{u['missing']}\n")
+        site.add_file("robots.txt", "User-agent: *\nDisallow: /private/\n")
+        site.add_file("private/talk.mp3", (site.root / "media" / "talk.mp3").read_bytes())
+        site.add_file("media/spoken.mp3", (site.root / "media" / "talk.mp3").read_bytes())
+        site.add_file("statement.html", TEXT_LICENCE_PAGE)
+        listed = [
+            u["cc_page"],
+            u["arr_page"],
+            site.url("/statement.html"),
+            site.url("/private/talk.mp3"),
+            u["missing"],
+        ]
+        (work / "urls.txt").write_text("".join(x + "\n" for x in listed))
         cfg = work / "crawl.yaml"
         cfg.write_text(CONFIG.format(root=work / "data", feed=u["feed"], urls=work / "urls.txt"))
         say(["sources", str(cfg), "--dry-run"])

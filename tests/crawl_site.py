@@ -141,3 +141,60 @@ sources:
     url: {urls["feed"]}
     rate_limit_s: 0{policy}
 """
+
+
+# --- pages and feeds for the hardening tests (robots, headers, statements, stalls) ------
+
+TEXT_LICENCE_PAGE = """<!doctype html><html lang="en"><head><title>Talk</title></head><body>
+<audio controls src="/media/spoken.mp3"></audio>
+<footer><p>This recording is licensed under a Creative Commons Attribution 4.0
+International License.</p></footer></body></html>"""
+
+# JSON-LD is JSON: `\ud800` escapes decode to lone surrogates, which yt-dlp hands on as
+# the item's title, uploader and tags (a real route for text Arrow cannot store).
+SURROGATE_LD_PAGE = """<!doctype html><html><head><title>x</title>
+<script type="application/ld+json">{{"@context": "https://schema.org", "@type": "AudioObject",
+"contentUrl": "{media}", "name": "Talk \\ud800 one", "author": {{"@type": "Person",
+"name": "Ann \\udfff"}}, "keywords": "rivers,\\ud801deltas"}}</script></head>
+<body><p>A talk.</p></body></html>"""
+
+
+def add_media(site: Site, path: str, sentence: int = 0, pad: float = 0.3) -> str:
+    """An MP3 of a spoken sentence at ``path``; returns its URL."""
+    file = site.root / path.lstrip("/")
+    file.parent.mkdir(parents=True, exist_ok=True)
+    write_mp3(file, speech_clip(sentence=sentence, seconds_pad=pad), 16000)
+    return site.url(path)
+
+
+def simple_feed(site: Site, items: list[tuple[str, str]], keywords: str = "") -> str:
+    """An RSS 2.0 feed of (title, media path) items (titles inserted as given, XML-escaped)."""
+    from xml.sax.saxutils import escape
+
+    body = "".join(
+        f"<item><title>{escape(title)}</title><guid>g-{i}</guid>"
+        f"<itunes:keywords>{escape(keywords)}</itunes:keywords>"
+        f'<enclosure url="{site.url(path)}" type="audio/mpeg" length="1000"/></item>'
+        for i, (title, path) in enumerate(items)
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">
+<channel><title>Feed</title><link>{site.url("/")}</link><language>en</language>
+{body}</channel></rss>"""
+
+
+def stall_site(site: Site, stalls: int, fast: int) -> tuple[list[str], list[str]]:
+    """``stalls`` media URLs that stall after their headers and ``fast`` good ones."""
+    media = site.root / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    one = write_mp3(media / "fast.mp3", speech_clip(sentence=1, seconds_pad=0.1), 16000)
+    data = one.read_bytes()
+    fast_urls = []
+    for i in range(fast):
+        site.add_file(f"media/fast-{i}.mp3", data)
+        fast_urls.append(site.url(f"/media/fast-{i}.mp3"))
+    stall_urls = []
+    for i in range(stalls):
+        site.add_stall(f"/stall/{i}.mp3")
+        stall_urls.append(site.url(f"/stall/{i}.mp3"))
+    return stall_urls, fast_urls

@@ -15,9 +15,14 @@ Files under ``site.root`` are served for GET and HEAD with Content-Type by
 extension, Content-Length, single-range ``Range`` requests (206 / 416),
 ``ETag`` and ``Last-Modified`` with conditional GET (304). Routes registered
 on the site take precedence over files. ``site.hits`` counts requests per URL
-path (query string dropped, 304s included). The server speaks HTTP/1.1
-(keep-alive, chunked encoding) and closes every connection, including
-endless streams, on teardown.
+path (query string dropped, 304s included); ``site.requests`` logs each with
+its arrival time (``time.monotonic()``), ``site.spans`` each answered request's
+(path, arrival, end), and ``site.max_in_flight`` is the most requests the site
+was answering at once. ``site.spell_headers("Content-type",
+"etag")`` sends those response header names with that exact casing (servers
+differ: Python's ``http.server`` sends ``Content-type``). The server speaks
+HTTP/1.1 (keep-alive, chunked encoding) and closes every connection, including
+endless and stalled streams, on teardown.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import hashlib
 import http.server
 import mimetypes
 import posixpath
+import select
 import socket
 import sys
 import threading
@@ -77,6 +83,7 @@ class RequestRecord:
     path: str  # URL path without the query string
     target: str  # the raw request target, query included
     headers: dict[str, str]
+    at: float = 0.0  # time.monotonic() when the request arrived
 
 
 class _Unsatisfiable(Exception):
@@ -109,6 +116,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # quiet
         pass
 
+    def send_header(self, keyword: str, value: str) -> None:
+        super().send_header(self.site._header_case.get(keyword.lower(), keyword), value)
+
     @property
     def url_path(self) -> str:
         return urlsplit(self.path).path or "/"
@@ -125,9 +135,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         path = self.url_path
-        self.site._record(
-            RequestRecord(self.command, path, self.path, {k: v for k, v in self.headers.items()})
+        record = RequestRecord(
+            self.command, path, self.path, {k: v for k, v in self.headers.items()}, time.monotonic()
         )
+        self.site._record(record)
         route = self.site._routes.get(path)
         try:
             if route is not None:
@@ -136,6 +147,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self._serve_file(path)
         except _DISCONNECTS:
             self.close_connection = True
+        finally:
+            self.site._done(record)
 
     # --- response helpers (usable from route functions) -------------------
 
@@ -156,6 +169,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and code != 304 and body:
             self.wfile.write(body)
+
+    def client_gone(self) -> bool:
+        """True once the client has closed its end (a read would return EOF)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def write_chunk(self, data: bytes) -> None:
         """One chunk of a ``Transfer-Encoding: chunked`` body (b"" ends it)."""
@@ -286,7 +307,11 @@ class Site:
         self.root.mkdir(parents=True, exist_ok=True)
         self.hits: collections.Counter[str] = collections.Counter()
         self.requests: list[RequestRecord] = []
+        self.max_in_flight = 0
+        self.spans: list[tuple[str, float, float]] = []  # (path, arrived, answered)
+        self._in_flight = 0
         self._routes: dict[str, RouteFn] = {}
+        self._header_case: dict[str, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -328,6 +353,10 @@ class Site:
         else:
             file.write_bytes(data)
         return file
+
+    def spell_headers(self, *names: str) -> None:
+        """Send these response header names spelled exactly so (``"Content-type"``)."""
+        self._header_case.update({n.lower(): n for n in names})
 
     def route(self, path: str, handler_fn: RouteFn) -> None:
         """Serve ``path`` (GET and HEAD) by calling ``handler_fn(handler)``."""
@@ -434,6 +463,44 @@ class Site:
 
         self.route(path, slow)
 
+    def add_stall(
+        self,
+        path: str,
+        head: bytes = b"\xff\xfb\x90\x00" * 64,
+        content_type: str = "audio/mpeg",
+        length: int = 1_000_000,
+    ) -> None:
+        """Answer at once with headers and ``head``, then send nothing more.
+
+        Discovery (which reads headers) sees a normal media file; a download stalls
+        until the client gives up (its socket timeout or deadline) or teardown.
+        """
+
+        def stall(h: Handler) -> None:
+            h.send_response(200)
+            h.send_header("Content-Type", content_type)
+            h.send_header("Content-Length", str(length))
+            h.end_headers()
+            if h.command == "HEAD":
+                return
+            h.wfile.write(head)
+            h.wfile.flush()
+            while not self._stop.wait(0.05) and not h.client_gone():
+                pass
+            h.close_connection = True
+
+        self.route(path, stall)
+
+    def first_requests(self, paths: Iterable[str]) -> list[float]:
+        """Arrival times of the first request for each of ``paths`` (sorted)."""
+        wanted = set(paths)
+        with self._lock:
+            firsts: dict[str, float] = {}
+            for r in self.requests:
+                if r.path in wanted:
+                    firsts.setdefault(r.path, r.at)
+        return sorted(firsts.values())
+
     # --- lifecycle --------------------------------------------------------
 
     def close(self, timeout: float = 5.0) -> None:
@@ -469,6 +536,14 @@ class Site:
         with self._lock:
             self.hits[record.path] += 1
             self.requests.append(record)
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+
+    def _done(self, record: RequestRecord) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._in_flight -= 1
+            self.spans.append((record.path, record.at, now))
 
     def _track(self, conn: socket.socket, *, add: bool) -> None:
         with self._lock:

@@ -18,11 +18,12 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from speechmill.schemas import Category
+from speechmill.text.unicode import clean
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +123,26 @@ def media_id_for(info: Mapping[str, Any]) -> str:
     ident = info.get("id")
     url = str(info.get("url") or info.get("webpage_url") or info.get("original_url") or "")
     if not extractor or extractor.lower() in URL_KEYED or ident in (None, ""):
-        return "url:" + hashlib.sha256(url.encode()).hexdigest()[:24]
-    return f"{extractor.lower()}:{ident}"
+        return url_id(url)
+    return clean(f"{extractor.lower()}:{ident}")  # remote text: lone surrogates can't be stored
+
+
+def url_id(url: str) -> str:
+    """`url:` + a hash of a URL (any string, lone surrogates included)."""
+    return "url:" + hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+# The key `list_entries` adds to each entry: the URL as the listing gave it.
+LISTED_URL = "speechmill_listed_url"
 
 
 def list_entries(url: str, opts: Mapping[str, Any], limit: int | None) -> Iterator[dict[str, Any]]:
-    """Entries of a URL without downloading media (flat for playlists, channels, feeds)."""
+    """Entries of a URL without downloading media (flat for playlists, channels, feeds).
+
+    Each entry carries `LISTED_URL`: the URL it was listed under (`url` itself for
+    a single item, the playlist's URL of the entry otherwise), so that a redirect
+    or an extractor's resolution does not lose what the user or the page gave.
+    """
     import yt_dlp
 
     o = dict(opts)
@@ -144,9 +159,10 @@ def list_entries(url: str, opts: Mapping[str, Any], limit: int | None) -> Iterat
                     entry = dict(raw)
                     entry.setdefault("playlist_webpage_url", info.get("webpage_url"))
                     entry.setdefault("playlist_license", info.get("license"))
+                    entry[LISTED_URL] = raw.get("url") or raw.get("webpage_url")
                     yield entry
         else:
-            yield dict(info)
+            yield {**info, LISTED_URL: url}
 
 
 def full_info(url: str, opts: Mapping[str, Any]) -> dict[str, Any]:
@@ -160,6 +176,35 @@ def full_info(url: str, opts: Mapping[str, Any]) -> dict[str, Any]:
     if info is None:
         raise FetchError(Category.UNSUPPORTED, "yt-dlp returned no information", False)
     return dict(ydl.sanitize_info(info))
+
+
+def _before_first_request(
+    ydl: Any, before: Callable[[], None], limits: _Limits, deadline_s: float
+) -> None:
+    """Call `before` as this YoutubeDL's first request goes out (every request of
+    extractors and downloaders goes through `YoutubeDL.urlopen`)."""
+    urlopen = ydl.urlopen
+    pending = [before]
+
+    def first_then_urlopen(req: Any) -> Any:
+        if pending:
+            pending.pop()()
+            limits.deadline = time.monotonic() + deadline_s
+        return urlopen(req)
+
+    ydl.urlopen = first_then_urlopen
+
+
+def warm_up() -> None:
+    """Import yt-dlp and compile its extractors' URL patterns (once per process).
+
+    The first `extract_info` of a process spends about a second on this; done in
+    one thread first, the fetch threads' requests start when their pacing says.
+    """
+    from yt_dlp.extractor import gen_extractor_classes
+
+    for ie in gen_extractor_classes():
+        ie.suitable("https://warm-up.invalid/")
 
 
 @dataclass(frozen=True)
@@ -192,9 +237,20 @@ class _Limits:
 
 
 def download(
-    url: str, opts: Mapping[str, Any], workdir: str, *, max_bytes: int, deadline_s: float
+    url: str,
+    opts: Mapping[str, Any],
+    workdir: str,
+    *,
+    max_bytes: int,
+    deadline_s: float,
+    before_start: Callable[[], None] | None = None,
 ) -> Downloaded:
-    """Best audio of one item into `workdir/media.<ext>`; raises FetchError."""
+    """Best audio of one item into `workdir/media.<ext>`; raises FetchError.
+
+    `before_start` runs right before yt-dlp's first request for the item (pacing
+    waits there, so the spacing it keeps is the spacing of the requests, not of
+    yt-dlp's set-up); the deadline counts from then.
+    """
     import yt_dlp
 
     limits = _Limits(max_bytes, time.monotonic() + deadline_s)
@@ -214,6 +270,8 @@ def download(
     )
     try:
         with yt_dlp.YoutubeDL(o) as ydl:
+            if before_start is not None:
+                _before_first_request(ydl, before_start, limits, deadline_s)
             info = ydl.extract_info(url, download=True)
             if info is None:
                 raise FetchError(Category.UNSUPPORTED, "yt-dlp returned no information", False)
@@ -306,5 +364,5 @@ def _short(text: str) -> str:
     text = text.replace("ERROR: ", "")
     text = re.sub(r"^\[[\w:.-]+\] [^:]*: ", "", text)
     text = re.sub(r" \(caused by .*$", "", text)
-    line = text.splitlines()[0] if text else "fetch failed"
-    return line[:300]
+    line = text.strip().splitlines()[0].strip() if text.strip() else ""
+    return line[:300] or "fetch failed"

@@ -18,7 +18,9 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from speechmill import __version__
+from speechmill.backends.robots import Robots
 from speechmill.config import Config, LocalSource, RssSource
+from speechmill.faults import fault_point
 from speechmill.schemas import Reject, SourceItem
 from speechmill.store import Ledger, Marker, RunHandle, Store, new_run_id
 from speechmill.store.store import utcnow
@@ -52,6 +54,12 @@ class Plan:
     unchanged: list[str] = field(default_factory=list)  # feeds that answered 304
     attempts: dict[str, int] = field(default_factory=dict)
     decisions: list[tuple[str, SourceItem, str]] = field(default_factory=list)
+    robots: Robots | None = field(default=None, repr=False)  # one robots.txt fetch per host
+
+    @property
+    def host_delays(self) -> dict[str, float]:
+        """Host name -> robots.txt `Crawl-delay` (a lower bound on fetch pacing)."""
+        return self.robots.host_delays() if self.robots is not None else {}
 
     @property
     def discovered(self) -> int:
@@ -90,12 +98,12 @@ def _give_up(r: Reject, ledger: Ledger, max_attempts: int) -> Reject:
 
 def plan(cfg: Config, store: Store, run_id: str, base_dir: str | None = None) -> Plan:
     """Discover every source, skip what committed runs settled, decide the rest."""
-    from speechmill.transforms.discover_remote import discover_rss, discover_ytdlp
+    from speechmill.transforms.discover_remote import discover_rss, discover_ytdlp, robots_for
 
     base = base_dir or os.getcwd()
     now = utcnow()
     ledger = Ledger.load(store)
-    out = Plan(attempts=dict(ledger.attempts))
+    out = Plan(attempts=dict(ledger.attempts), robots=robots_for(cfg.crawl))
     seen: set[str] = set()
 
     def settled(media_id: str) -> bool:
@@ -110,7 +118,7 @@ def plan(cfg: Config, store: Store, run_id: str, base_dir: str | None = None) ->
             accepted, rejected, rejects = local.items, [], local.rejects
         elif isinstance(spec, RssSource):
             found = discover_rss(
-                spec, name, run_id, now, cfg.crawl, settled, ledger.watermarks.get(name)
+                spec, name, run_id, now, cfg.crawl, settled, ledger.watermarks.get(name), out.robots
             )
             accepted, rejected, rejects = found.items, found.skipped, found.rejects
             out.known += found.known
@@ -119,7 +127,7 @@ def plan(cfg: Config, store: Store, run_id: str, base_dir: str | None = None) ->
             if found.unchanged:
                 out.unchanged.append(name)
         else:
-            found = discover_ytdlp(spec, name, run_id, now, cfg.crawl, settled)
+            found = discover_ytdlp(spec, name, run_id, now, cfg.crawl, settled, out.robots)
             accepted, rejected, rejects = found.items, found.skipped, found.rejects
             out.known += found.known
         reject_of = {r.item_id: r for r in rejects}
@@ -198,6 +206,7 @@ def build_corpus(
     factory: BackendFactory,
     model_hash: str,
     progress: bool = False,
+    host_delays: Mapping[str, float] | None = None,
 ) -> None:
     """Wire the corpus stages and the table writes into a pipeline."""
     fault = cfg.testing.fault
@@ -214,7 +223,8 @@ def build_corpus(
         name: (getattr(spec, "rate_limit_s", 0.0), getattr(spec, "cookies_file", None))
         for spec, name in zip(cfg.sources, cfg.source_names(), strict=True)
     }
-    sources = p | "Sources" >> beam.Create(list(items))
+    # Reshuffle: on distributed runners the fetches spread over workers (not one bundle)
+    sources = p | "Sources" >> beam.Create(list(items)) | "Spread" >> beam.Reshuffle()
     decoded = sources | "Acquire" >> beam.ParDo(
         AcquireDoFn(
             store.root,
@@ -225,6 +235,7 @@ def build_corpus(
             crawl=cfg.crawl,
             attempts={it.media_id: (attempts or {}).get(it.media_id, 0) for it in items},
             pacing=pacing,
+            host_delays=host_delays,
         )
     ).with_outputs(SOURCES, REJECTS, main="recordings")
     recordings = decoded.recordings | "Dedupe" >> DedupeRecordings()
@@ -338,6 +349,7 @@ def _run(
                     factory=factory,
                     model_hash=model_hash,
                     progress=progress,
+                    host_delays=work.host_delays,
                 )
             if progress and sys.stderr.isatty():
                 sys.stderr.write("\n")
@@ -358,4 +370,5 @@ def _run(
             store.end(handle)
         result.markers.append(marker)
         parent = [run_id]
+        fault_point("part.done")
     return result

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import shutil
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent import futures
+from typing import TYPE_CHECKING, Any
 
 import apache_beam as beam
+from apache_beam.utils.windowed_value import WindowedValue
 
 from speechmill.audio import AudioRejected, Transcoded, sha256_file, transcode_to_flac
 from speechmill.config import AudioConfig, CrawlConfig, FaultInjection
 from speechmill.schemas import Attribution, Category, Recording, SourceItem
 from speechmill.store import Store, fs
+from speechmill.text.unicode import clean, clean_opt
 from speechmill.transforms.common import SOURCES, FaultHook, internal_detail, reject
+from speechmill.transforms.core.chunks import local_path
+
+if TYPE_CHECKING:
+    from speechmill.backends.ytdlp import Downloaded, FetchError
 
 STAGE = "decode"
 FETCH_STAGE = "fetch"
@@ -53,6 +63,156 @@ def store_flac(
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+@dataclasses.dataclass
+class _Fetched:
+    """What a fetch thread hands back: the download or the failure, in a temporary dir."""
+
+    workdir: str
+    got: Downloaded | None = None
+    failure: FetchError | None = None
+
+
+def _host_of(url: str) -> str:
+    return (urllib.parse.urlsplit(url).hostname or "").lower()
+
+
+_Job = tuple[SourceItem, "futures.Future[_Fetched]"]
+
+
+class _Fetcher:
+    """Downloads on a bounded thread pool: a per-host limit and per-host pacing.
+
+    `fetch_concurrency` threads in all, and at most `per_host_concurrency` items of
+    one host in the pool at a time: an item of a busy host waits in that host's
+    queue (not in a thread), so a slow host never takes threads from the others.
+    Consecutive requests to a host start at least the pacing interval apart (the
+    source's `rate_limit_s`, raised to the host's robots.txt `Crawl-delay`),
+    reserved under a lock so threads never overlap. Each thread enters the host
+    guard itself (`speechmill.net.guarded` is thread-local). Only the download runs
+    here; everything that emits rows runs on the DoFn's own thread.
+    """
+
+    def __init__(
+        self,
+        crawl: CrawlConfig,
+        pacing: Mapping[str, tuple[float, str | None]],
+        host_delays: Mapping[str, float],
+        max_bytes: int,
+    ) -> None:
+        self._crawl = crawl
+        self._pacing = pacing
+        self._host_delays = host_delays
+        self._max_bytes = max_bytes
+        self._pool = futures.ThreadPoolExecutor(
+            max_workers=crawl.fetch_concurrency, thread_name_prefix="speechmill-fetch"
+        )
+        self._lock = threading.Lock()
+        self._active: dict[str, int] = {}  # items of a host in the pool
+        self._waiting: dict[str, collections.deque[_Job]] = {}
+        self._last_start: dict[str, float] = {}
+        from speechmill.backends import ytdlp
+
+        ytdlp.warm_up()  # once here, not in every thread at its first request
+
+    def submit(self, item: SourceItem) -> futures.Future[_Fetched]:
+        """Start (or queue behind its host's limit) one download; its future."""
+        out: futures.Future[_Fetched] = futures.Future()
+        try:
+            host = _host_of(item.url)
+        except ValueError as e:  # not a URL we can fetch: the item's reject says so
+            out.set_exception(e)
+            return out
+        with self._lock:
+            busy = self._active.get(host, 0) >= self._crawl.per_host_concurrency
+            if busy:
+                self._waiting.setdefault(host, collections.deque()).append((item, out))
+            else:
+                self._active[host] = self._active.get(host, 0) + 1
+        if not busy:
+            self._pool.submit(self._run, item, host, out)
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            for queue in self._waiting.values():
+                for _, out in queue:
+                    out.cancel()
+            self._waiting.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self, item: SourceItem, host: str, out: futures.Future[_Fetched]) -> None:
+        """One download in a pool thread; then the next queued item of the host, if any."""
+        try:
+            out.set_result(self._fetch(item, host))
+        except BaseException as e:  # the DoFn's thread turns it into the item's reject
+            out.set_exception(e)
+        finally:
+            with self._lock:
+                queue = self._waiting.get(host)
+                following = queue.popleft() if queue else None
+                if following is None:
+                    self._active[host] -= 1
+            if following is not None:  # back of the pool's queue: hosts take turns
+                self._pool.submit(self._run, following[0], host, following[1])
+
+    def _pace(self, host: str, interval: float) -> None:
+        """Wait for this host's next start time, reserved under the lock."""
+        with self._lock:
+            now = time.monotonic()
+            last = self._last_start.get(host)
+            start = now if last is None else max(now, last + interval)
+            self._last_start[host] = start
+        if start > now:
+            time.sleep(start - now)
+
+    def _fetch(self, item: SourceItem, host: str) -> _Fetched:
+        from speechmill.backends import ytdlp
+        from speechmill.net import HostPolicy, guarded
+
+        crawl = self._crawl
+        rate, cookies = self._pacing.get(item.source_name, (1.0, None))
+        interval = max(rate, self._host_delays.get(host, 0.0))
+        policy = HostPolicy(crawl.allow_private_networks, frozenset(crawl.allow_hosts))
+        opts = ytdlp.base_options(socket_timeout=crawl.socket_timeout_s, cookies_file=cookies)
+        out = _Fetched(tempfile.mkdtemp(prefix="speechmill-fetch-"))
+        try:
+            for attempt in range(crawl.retries + 1):
+                if attempt:
+                    time.sleep(crawl.backoff_s * 2 ** (attempt - 1))
+                try:
+                    with guarded(policy):  # in this thread: the guard is thread-local
+                        out.got = ytdlp.download(
+                            item.url,
+                            opts,
+                            out.workdir,
+                            max_bytes=self._max_bytes,
+                            deadline_s=crawl.item_deadline_s,
+                            before_start=lambda: self._pace(host, interval),
+                        )
+                    out.failure = None
+                    return out
+                except ytdlp.FetchError as fe:
+                    out.failure = fe
+                    if not fe.retryable:
+                        break
+            return out
+        except BaseException:
+            shutil.rmtree(out.workdir, ignore_errors=True)
+            raise
+
+
+def _discard(future: futures.Future[_Fetched]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        shutil.rmtree(future.result().workdir, ignore_errors=True)
+
+
+@dataclasses.dataclass
+class _Pending:
+    item: SourceItem
+    windowed: WindowedValue
+    future: futures.Future[_Fetched]
+
+
 class AcquireDoFn(beam.DoFn):
     """SourceItem -> Recording (main), the linked SourceItem (`sources`), or a reject.
 
@@ -60,6 +220,14 @@ class AcquireDoFn(beam.DoFn):
     with yt-dlp into a temporary directory first (stage `fetch`), with retries,
     backoff, per-host pacing, a size cap and a deadline. Either way the bytes are
     hashed (the recording id) and decoded once into the media store.
+
+    Crawled items are downloaded concurrently (`crawl.fetch_concurrency` threads per
+    DoFn instance, `crawl.per_host_concurrency` per host, see `_Fetcher`), so one
+    stalling server does not hold up the rest: `process` hands an item to the pool
+    and emits the items whose downloads have finished; `finish_bundle` waits for the
+    rest. Outputs of an item keep its own window and timestamp. Every item still
+    gets its `sources` row and a recording or exactly one reject. `host_delays`
+    (host name -> seconds, from robots.txt `Crawl-delay`) raise that host's pacing.
     """
 
     def __init__(
@@ -73,6 +241,7 @@ class AcquireDoFn(beam.DoFn):
         crawl: CrawlConfig | None = None,
         attempts: Mapping[str, int] | None = None,
         pacing: Mapping[str, tuple[float, str | None]] | None = None,
+        host_delays: Mapping[str, float] | None = None,
     ) -> None:
         self._root = root
         self._audio = audio
@@ -82,20 +251,76 @@ class AcquireDoFn(beam.DoFn):
         self._crawl = crawl or CrawlConfig()
         self._attempts = dict(attempts or {})
         self._pacing = dict(pacing or {})
+        self._host_delays = {h.lower(): float(d) for h, d in (host_delays or {}).items()}
 
     def setup(self) -> None:
         self._store = Store(self._root)
         self._hook = FaultHook(self._fault, STAGE)
-        self._last_request: dict[str, float] = {}
+        self._fetcher: _Fetcher | None = None
+        self._pending: list[_Pending] = []
 
-    def process(self, item: SourceItem) -> Iterator[object]:
+    def teardown(self) -> None:
+        if self._fetcher is not None:
+            self._fetcher.close()
+            self._fetcher = None
+
+    def start_bundle(self) -> None:
+        for p in self._pending:  # left by a failed bundle: its retry emits the rows again
+            p.future.add_done_callback(_discard)
+        self._pending = []
+
+    def process(
+        self,
+        item: SourceItem,
+        windowed: Any = beam.DoFn.WindowedValueParam,  # a WindowedValue at run time
+    ) -> Iterator[object]:
         self._hook.tick()
-        stage = STAGE if item.kind == "local" else FETCH_STAGE
-        try:
-            if item.kind == "local":
-                yield from self._local(item)
+        if item.kind == "local":
+            yield from self._guard(item, STAGE, self._local)
+        else:
+            if self._fetcher is None:
+                self._fetcher = _Fetcher(
+                    self._crawl,
+                    self._pacing,
+                    self._host_delays,
+                    min(self._crawl.max_filesize_bytes, self._audio.max_size_bytes),
+                )
+            self._pending.append(_Pending(item, windowed, self._fetcher.submit(item)))
+        # keep at most two items per thread in flight (bounded memory, steady output)
+        yield from self._drain(keep=2 * self._crawl.fetch_concurrency - 1)
+
+    def finish_bundle(self) -> Iterator[object]:
+        yield from self._drain(keep=0)
+
+    def _drain(self, keep: int) -> Iterator[object]:
+        """Emit every finished fetch; wait until at most `keep` are still running."""
+        while self._pending:
+            done = [p for p in self._pending if p.future.done()]
+            if not done:
+                if len(self._pending) <= keep:
+                    return
+                futures.wait([p.future for p in self._pending], return_when=futures.FIRST_COMPLETED)
+                continue
+            self._pending = [p for p in self._pending if not p.future.done()]
+            for p in done:
+                yield from self._windowed(p.windowed, self._guard(p.item, FETCH_STAGE, p.future))
+
+    @staticmethod
+    def _windowed(windowed: WindowedValue, outputs: Iterable[object]) -> Iterator[object]:
+        """Outputs of one item, in that item's window (it may finish during another's)."""
+        for out in outputs:
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(out.tag, windowed.with_value(out.value))
             else:
-                yield from self._remote(item)
+                yield windowed.with_value(out)
+
+    def _guard(self, item: SourceItem, stage: str, work: object) -> Iterator[object]:
+        """The outputs of one item; an unexpected error becomes its one reject."""
+        try:
+            if isinstance(work, futures.Future):
+                yield from self._remote(item, work.result())
+            else:
+                yield from self._local(item)
         except Exception as e:  # one bad item never stops the run
             yield beam.pvalue.TaggedOutput(SOURCES, item)
             yield self._reject(
@@ -124,7 +349,7 @@ class AcquireDoFn(beam.DoFn):
         )
 
     def _local(self, item: SourceItem) -> Iterator[object]:
-        path = item.url
+        path = local_path(item.url)
         try:
             size = os.path.getsize(path)
         except FileNotFoundError:
@@ -141,58 +366,32 @@ class AcquireDoFn(beam.DoFn):
             return
         yield from self._ingest(item, path, size, STAGE)
 
-    def _pace(self, url: str, interval: float) -> None:
-        host = urllib.parse.urlsplit(url).hostname or ""
-        wait = self._last_request.get(host, 0.0) + interval - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        self._last_request[host] = time.monotonic()
-
-    def _remote(self, item: SourceItem) -> Iterator[object]:
-        from speechmill.backends import ytdlp
-        from speechmill.net import HostPolicy, guarded
-
-        crawl = self._crawl
-        interval, cookies = self._pacing.get(item.source_name, (1.0, None))
-        policy = HostPolicy(crawl.allow_private_networks, frozenset(crawl.allow_hosts))
-        opts = ytdlp.base_options(socket_timeout=crawl.socket_timeout_s, cookies_file=cookies)
-        workdir = tempfile.mkdtemp(prefix="speechmill-fetch-")
+    def _remote(self, item: SourceItem, fetched: _Fetched) -> Iterator[object]:
+        """Rows for one finished download (on the DoFn's thread); removes its directory."""
         try:
-            failure: ytdlp.FetchError | None = None
-            for attempt in range(crawl.retries + 1):
-                if attempt:
-                    time.sleep(crawl.backoff_s * 2 ** (attempt - 1))
-                self._pace(item.url, interval)
-                try:
-                    with guarded(policy):
-                        got = ytdlp.download(
-                            item.url,
-                            opts,
-                            workdir,
-                            max_bytes=min(crawl.max_filesize_bytes, self._audio.max_size_bytes),
-                            deadline_s=crawl.item_deadline_s,
-                        )
-                    failure = None
-                    break
-                except ytdlp.FetchError as fe:
-                    failure = fe
-                    if not fe.retryable:
-                        break
-            if failure is not None:
+            failure = fetched.failure
+            if fetched.got is None or failure is not None:
+                if failure is None:  # no attempt ran (retries < 0 cannot happen): be safe
+                    raise RuntimeError("download produced neither a file nor a failure")
                 retryable = failure.retryable
                 reason = failure.reason
                 tries = self._attempts.get(item.media_id, 0) + 1
-                if retryable and tries >= crawl.max_attempts:
+                if retryable and tries >= self._crawl.max_attempts:
                     retryable = False
                     reason = f"{reason} (gave up after {tries} runs; crawl.max_attempts)"
                 yield beam.pvalue.TaggedOutput(SOURCES, item)
                 yield self._reject(
-                    item, FETCH_STAGE, failure.category, reason, failure.detail, retryable=retryable
+                    item,
+                    FETCH_STAGE,
+                    failure.category,
+                    clean(reason),  # yt-dlp messages quote remote text
+                    clean_opt(failure.detail or None),
+                    retryable=retryable,
                 )
                 return
-            yield from self._ingest(item, got.path, got.bytes, FETCH_STAGE)
+            yield from self._ingest(item, fetched.got.path, fetched.got.bytes, FETCH_STAGE)
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            shutil.rmtree(fetched.workdir, ignore_errors=True)
 
     def _ingest(self, item: SourceItem, path: str, size: int, stage: str) -> Iterator[object]:
         if size == 0:

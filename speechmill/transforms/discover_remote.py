@@ -3,9 +3,12 @@
 Runs on the driver: lists items without downloading media (flat extraction for
 playlists and channels, one request for a feed), reads licence marks (yt-dlp's
 `license`, the page's `rel=license` links and CC badges, the feed's rights
-elements), applies the source's policy, and returns source items to fetch plus
-one reject per item the policy skips. Remote text is data only: it goes into
-table cells, never into paths, commands or SQL.
+elements, licence statements in a page's text), applies the source's policy and
+the hosts' robots.txt, and returns source items to fetch plus one reject per item
+it skips. Remote text is data only: it goes into table cells, never into paths,
+commands or SQL, and every remote string is made storable
+(`speechmill.text.unicode.clean`: lone surrogates and noncharacters become U+FFFD)
+where the item or reject is built.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from speechmill.backends import http, ytdlp
+from speechmill.backends.robots import Robots
 from speechmill.config import CrawlConfig, ListSource, RssSource, YtdlpSource
 from speechmill.net import HostPolicy, guarded
 from speechmill.schemas import Category, Reject, SourceItem
+from speechmill.text.unicode import clean, clean_all, clean_opt
 from speechmill.transforms.core.feeds import FeedError, parse_feed
 from speechmill.transforms.core.licenses import (
     UNKNOWN,
@@ -57,6 +63,11 @@ def host_policy(crawl: CrawlConfig) -> HostPolicy:
     )
 
 
+def robots_for(crawl: CrawlConfig) -> Robots:
+    """A run's robots.txt cache (one fetch per origin, through the crawl's host guard)."""
+    return Robots(host_policy(crawl), enabled=crawl.respect_robots, timeout=crawl.socket_timeout_s)
+
+
 def policy_of(spec: RemoteSpec) -> Policy:
     return Policy(
         max_items=spec.max_items,
@@ -73,26 +84,45 @@ def policy_of(spec: RemoteSpec) -> Policy:
 def _reject(
     item: SourceItem, category: Category, reason: str, retryable: bool, detail: str | None = None
 ) -> Reject:
+    """A discovery reject; reason and detail often quote remote text (made storable)."""
     return Reject(
-        item_id=item.media_id,
+        item_id=clean(item.media_id),
         item_kind="source",
         parent_id=None,
-        source_id=item.media_id,
+        source_id=clean(item.media_id),
         stage=STAGE,
         category=category.value,
-        reason=reason,
-        detail=detail,
+        reason=clean(reason),
+        detail=clean_opt((detail or None) and detail[:2000]),
         duration_s=item.duration_s,
         retryable=retryable,
         run_id=item.run_id,
     )
 
 
+def _skip(found: Found, item: SourceItem, fe: ytdlp.FetchError) -> None:
+    """Skip one item with the reject a failure or a robots.txt refusal stands for."""
+    found.skipped.append(item)
+    found.rejects.append(_reject(item, fe.category, fe.reason, fe.retryable, fe.detail or None))
+    if fe.category == Category.POLICY_ROBOTS:
+        found.decisions.append((item, Decision(False, fe.category, fe.reason)))
+
+
 def _text(v: Any) -> str | None:
+    """A remote value as storable text; None when absent or blank."""
     if v is None:
         return None
-    s = str(v)
+    s = clean(str(v))
     return s if s.strip() else None
+
+
+def _texts(values: Iterable[Any], limit: int = 100) -> list[str]:
+    return clean_all(str(v) for v in values if v is not None)[:limit]
+
+
+def _listed(listed: str | None, url: str) -> str | None:
+    """`sources.listed_url`: the URL as listed, only when it differs from the fetched one."""
+    return listed if listed and listed != url else None
 
 
 def _float(v: Any) -> float | None:
@@ -112,7 +142,7 @@ def page_marks(url: str | None, hp: HostPolicy, timeout: float) -> tuple[list[st
     except Exception as e:  # the page is only a licence hint: never fatal
         log.debug("page %s not read: %s", url, e)
         return [], {}
-    ctype = res.headers.get("Content-Type", res.headers.get("content-type", ""))
+    ctype = res.headers.get("Content-Type", "")  # case-insensitive lookup
     if "html" not in ctype.lower():
         return [], {}
     scan = scan_html(res.body.decode("utf-8", "replace"))
@@ -120,6 +150,11 @@ def page_marks(url: str | None, hp: HostPolicy, timeout: float) -> tuple[list[st
 
 
 # ---------------------------------------------------------------------------- yt-dlp
+
+
+def _media_url(entry: dict[str, Any]) -> str:
+    """The URL the fetch stage will hand to yt-dlp (as yt-dlp gave it)."""
+    return str(entry.get("url") or entry.get("webpage_url") or entry.get("original_url"))
 
 
 def _ytdlp_item(
@@ -132,20 +167,27 @@ def _ytdlp_item(
     meta: dict[str, str],
 ) -> SourceItem:
     raw = [
-        m for m in [_text(entry.get("license")), _text(entry.get("playlist_license")), *marks] if m
+        m
+        for m in [
+            _text(entry.get("license")),
+            _text(entry.get("playlist_license")),
+            *(_text(m) for m in marks),
+        ]
+        if m
     ]
     license_id = resolve(raw) if raw else UNKNOWN
     if license_id == UNKNOWN and spec.license:
         license_id = normalize_license(spec.license)
-    tags = [str(t) for t in (entry.get("tags") or []) if t is not None][:100]
+    tags = _texts(entry.get("tags") or [])
     title = _text(entry.get("title")) or _text(meta.get("og:title")) or _text(meta.get("title"))
     upload = parse_day(_text(entry.get("upload_date")))
+    url = clean(_media_url(entry))
     return SourceItem(
         media_id=ytdlp.media_id_for(entry),
         source_name=name,
         kind=spec.kind,
-        url=str(entry.get("url") or entry.get("webpage_url") or entry.get("original_url")),
-        listed_url=None,
+        url=url,
+        listed_url=_listed(_text(entry.get(ytdlp.LISTED_URL)), url),
         webpage_url=_text(entry.get("webpage_url")) or _text(entry.get("playlist_webpage_url")),
         extractor=_text(
             entry.get("extractor_key") or entry.get("ie_key") or entry.get("extractor")
@@ -185,10 +227,22 @@ def _needs_full(entry: dict[str, Any], spec: RemoteSpec, policy: Policy) -> bool
 LOCAL_SCHEMES = ("file:", "data:", "ftp:", "gopher:", "jar:", "javascript:")
 
 
+_ESCAPED = re.compile("[\udc80-\udcff]")
+
+
+def _percent_escaped(line: str) -> str:
+    """Bytes of a list file that are not UTF-8 (read as surrogate escapes) as %XX."""
+    return _ESCAPED.sub(lambda m: f"%{ord(m.group()) - 0xDC00:02X}", line)
+
+
 def _urls_of(spec: RemoteSpec) -> list[str]:
     if isinstance(spec, ListSource):
-        with open(spec.path, encoding="utf-8") as f:
-            return [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+        with open(spec.path, encoding="utf-8", errors="surrogateescape") as f:
+            return [
+                _percent_escaped(ln.strip())
+                for ln in f
+                if ln.strip() and not ln.lstrip().startswith("#")
+            ]
     return [spec.url]
 
 
@@ -203,25 +257,39 @@ def _take_entry(
     opts: dict[str, Any],
     crawl: CrawlConfig,
     position: int,
+    robots: Robots,
 ) -> None:
-    """Complete one listed entry's metadata and licence, then apply the policy."""
+    """Complete one listed entry's metadata and licence, then apply the policy and robots.txt.
+
+    Discovery's own requests (an entry's full metadata, its page for licence marks)
+    are made only where robots.txt allows them; the media URL is checked once the
+    policy keeps the item.
+    """
     if _needs_full(entry, spec, policy):
+        denied = robots.check(str(entry.get("url")))
+        if denied is not None:
+            _skip(found, _ytdlp_item(entry, spec, name, run_id, now, [], {}), denied)
+            return
         try:
             entry = {**entry, **ytdlp.full_info(str(entry.get("url")), opts)}
         except Exception as e:
-            fe = ytdlp.classify(e)
             item = _ytdlp_item(entry, spec, name, run_id, now, [], {})
-            found.skipped.append(item)
-            found.rejects.append(_reject(item, fe.category, fe.reason, fe.retryable, fe.detail))
+            _skip(found, item, ytdlp.classify(e))
             return
     marks: list[str] = []
     meta: dict[str, str] = {}
     ek = str(entry.get("extractor_key") or entry.get("ie_key") or "").lower()
-    page = _text(entry.get("webpage_url"))
-    direct = entry.get("direct") or page == _text(entry.get("url"))
+    page = entry.get("webpage_url")
+    page = str(page) if page else None
+    direct = entry.get("direct") or page == entry.get("url")
     if ek in ("generic", "html5mediaembed", "") and not direct:
+        denied = robots.check(page)
+        if denied is not None:
+            _skip(found, _ytdlp_item(entry, spec, name, run_id, now, [], {}), denied)
+            return
         marks, meta = page_marks(page, host_policy(crawl), crawl.socket_timeout_s)
-    _decide(found, _ytdlp_item(entry, spec, name, run_id, now, marks, meta), policy, position)
+    item = _ytdlp_item(entry, spec, name, run_id, now, marks, meta)
+    _decide(found, item, policy, position, robots, _media_url(entry))
 
 
 def discover_ytdlp(
@@ -231,16 +299,22 @@ def discover_ytdlp(
     now: dt.datetime,
     crawl: CrawlConfig,
     is_known: Callable[[str], bool],
+    robots: Robots | None = None,
 ) -> Found:
+    """Entries of a yt-dlp URL or of every line of a URL list, decided (no media fetched).
+
+    `robots` is the run's robots.txt cache (one is made from `crawl` if None).
+    """
     found = Found()
     hp = host_policy(crawl)
+    robots = robots or robots_for(crawl)
     policy = policy_of(spec)
     opts = ytdlp.base_options(socket_timeout=crawl.socket_timeout_s, cookies_file=spec.cookies_file)
     position = 0
     for url in _urls_of(spec):
         streak = 0
+        media_id = ytdlp.url_id(url)
         if url.lower().startswith(LOCAL_SCHEMES):
-            media_id = "url:" + hashlib.sha256(url.encode()).hexdigest()[:24]
             bad = _placeholder(media_id, url, spec, name, run_id, now)
             found.skipped.append(bad)
             found.rejects.append(
@@ -251,6 +325,11 @@ def discover_ytdlp(
                     False,
                 )
             )
+            continue
+        denied = robots.check(url)
+        if denied is not None:  # the listing itself may not be fetched
+            if not is_known(media_id):
+                _skip(found, _placeholder(media_id, url, spec, name, run_id, now), denied)
             continue
         try:
             with guarded(hp):
@@ -267,18 +346,13 @@ def discover_ytdlp(
                     if spec.max_items is not None and position >= spec.max_items:
                         break  # caps are not rejects for items never listed in full
                     _take_entry(
-                        found, entry, spec, name, run_id, now, policy, opts, crawl, position
+                        found, entry, spec, name, run_id, now, policy, opts, crawl, position, robots
                     )
                     position += 1
         except Exception as e:
-            fe = ytdlp.classify(e)
-            media_id = "url:" + hashlib.sha256(url.encode()).hexdigest()[:24]
-            placeholder = _placeholder(media_id, url, spec, name, run_id, now)
             if not is_known(media_id):
-                found.skipped.append(placeholder)
-                found.rejects.append(
-                    _reject(placeholder, fe.category, fe.reason, fe.retryable, fe.detail)
-                )
+                placeholder = _placeholder(media_id, url, spec, name, run_id, now)
+                _skip(found, placeholder, ytdlp.classify(e))
     return found
 
 
@@ -289,7 +363,7 @@ def _placeholder(
         media_id=media_id,
         source_name=name,
         kind=spec.kind,
-        url=url,
+        url=clean(url),
         listed_url=None,
         webpage_url=None,
         extractor=None,
@@ -310,7 +384,10 @@ def _placeholder(
     )
 
 
-def _decide(found: Found, item: SourceItem, policy: Policy, position: int) -> None:
+def _decide(
+    found: Found, item: SourceItem, policy: Policy, position: int, robots: Robots, media_url: str
+) -> None:
+    """The source's policy, then (for an item it keeps) robots.txt on the media URL."""
     d = decide(
         policy,
         position=position,
@@ -319,6 +396,11 @@ def _decide(found: Found, item: SourceItem, policy: Policy, position: int) -> No
         upload_date=item.upload_date,
         language=item.language,
     )
+    if d.ok:
+        denied = robots.check(media_url)
+        if denied is not None:
+            _skip(found, item, denied)
+            return
     found.decisions.append((item, d))
     if d.ok:
         found.items.append(item)
@@ -331,7 +413,8 @@ def _decide(found: Found, item: SourceItem, policy: Policy, position: int) -> No
 
 
 def rss_media_id(feed_url: str, key: str) -> str:
-    return "rss:" + hashlib.sha256(f"{feed_url}\n{key}".encode()).hexdigest()[:24]
+    data = f"{feed_url}\n{key}".encode("utf-8", "surrogatepass")
+    return "rss:" + hashlib.sha256(data).hexdigest()[:24]
 
 
 def discover_rss(
@@ -342,12 +425,23 @@ def discover_rss(
     crawl: CrawlConfig,
     is_known: Callable[[str], bool],
     watermark: dict[str, str] | None = None,
+    robots: Robots | None = None,
 ) -> Found:
+    """The items of one feed (one conditional GET), decided; enclosures are not fetched.
+
+    `robots` is the run's robots.txt cache (one is made from `crawl` if None).
+    """
     found = Found()
     hp = host_policy(crawl)
+    robots = robots or robots_for(crawl)
     policy = policy_of(spec)
     wm = watermark or {}
     placeholder = _placeholder(rss_media_id(spec.url, "feed"), spec.url, spec, name, run_id, now)
+    denied = robots.check(spec.url)
+    if denied is not None:  # the feed itself may not be fetched: one reject
+        _skip(found, placeholder, denied)
+        found.watermark = dict(wm)
+        return found
     try:
         res = http.get(
             spec.url,
@@ -358,9 +452,10 @@ def discover_rss(
         )
     except Exception as e:
         fe = ytdlp.classify(e)
-        found.skipped.append(placeholder)
-        found.rejects.append(
-            _reject(placeholder, fe.category, f"feed: {fe.reason}", fe.retryable, fe.detail)
+        _skip(
+            found,
+            placeholder,
+            ytdlp.FetchError(fe.category, f"feed: {fe.reason}", fe.retryable, fe.detail),
         )
         found.watermark = dict(wm)
         return found
@@ -368,9 +463,10 @@ def discover_rss(
         found.watermark = dict(wm)
         found.unchanged = True
         return found
-    lower = {k.lower(): v for k, v in res.headers.items()}
     found.watermark = {
-        k: lower[h] for k, h in (("etag", "etag"), ("last_modified", "last-modified")) if h in lower
+        k: res.headers[h]
+        for k, h in (("etag", "ETag"), ("last_modified", "Last-Modified"))
+        if h in res.headers  # case-insensitive: `etag`, `Etag`, `ETag` are one header
     }
     try:
         feed = parse_feed(res.body, res.url)
@@ -396,7 +492,7 @@ def discover_rss(
                 _reject(bad, Category.UNSUPPORTED, "only http(s) enclosures are fetched", False)
             )
             continue
-        raw = list(entry.license_marks) or list(feed.license_marks)
+        raw = clean_all(entry.license_marks) or clean_all(feed.license_marks)
         license_id = resolve(raw) if raw else UNKNOWN
         if license_id == UNKNOWN and spec.license:
             license_id = normalize_license(spec.license)
@@ -404,26 +500,26 @@ def discover_rss(
             media_id=media_id,
             source_name=name,
             kind="rss",
-            url=entry.enclosure_url,
+            url=clean(entry.enclosure_url),  # as listed: the item's identity is feed + guid
             listed_url=None,
-            webpage_url=entry.link or feed.link,
+            webpage_url=_text(entry.link or feed.link),
             extractor="rss",
-            title=entry.title,
-            author=entry.author or feed.author,
-            channel_id=spec.url,
+            title=_text(entry.title),
+            author=_text(entry.author or feed.author),
+            channel_id=clean(spec.url),
             license=license_id,
             license_raw="; ".join(raw) if raw else None,
             upload_date=entry.published,
             duration_s=entry.duration_s,
-            language=entry.language or feed.language or spec.language,
-            tags=list(entry.keywords)[:100],
+            language=_text(entry.language or feed.language) or spec.language,
+            tags=_texts(entry.keywords),
             size_bytes=entry.enclosure_length,
             etag=None,
             discovered_at=now,
             recording_id=None,
             run_id=run_id,
         )
-        _decide(found, item, policy, position)
+        _decide(found, item, policy, position, robots, entry.enclosure_url)
         position += 1
     return found
 

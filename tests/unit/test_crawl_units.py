@@ -97,3 +97,79 @@ def test_remote_text_is_escaped_for_terminals() -> None:
     shown = safe_text("evil\u202eelif \x1b[31mred\x1b[0m\nnext", limit=200)
     assert "\u202e" not in shown and "\x1b" not in shown and "\n" not in shown
     assert "\\u202e" in shown
+
+
+# --- remote strings are made storable where items and rejects are built (issue 10) -------
+
+SURROGATES = "\ud800 x \udfff"
+
+
+def test_ytdlp_items_from_hostile_entries_can_be_written() -> None:
+    from speechmill.backends import ytdlp
+    from speechmill.config import YtdlpSource
+    from speechmill.schemas import TABLES
+    from speechmill.transforms.discover_remote import _reject, _ytdlp_item
+
+    entry = {
+        "id": "a\ud800b",
+        "ie_key": "Youtube",
+        "url": "https://h/\ud800.mp3",
+        "webpage_url": "https://h/p\udfff",
+        "title": SURROGATES,
+        "uploader": "Ann \ud800",
+        "channel_id": "UC\udfff",
+        "license": "CC BY 4.0 \ud800",
+        "language": "en\ufdd0",
+        "tags": ["t\ud800", None, 5, "\U0010ffff"],
+        ytdlp.LISTED_URL: "https://h/listed\ud800",
+    }
+    spec = YtdlpSource(url="https://h/")
+    now = dt.datetime.now(dt.timezone.utc)
+    item = _ytdlp_item(entry, spec, "s", "r1", now, ["\ud800 CC BY-SA 4.0"], {})
+    table = TABLES["sources"].to_table([item])  # raises on a lone surrogate
+    assert table.num_rows == 1
+    assert item.media_id == "youtube:a\ufffdb"
+    assert item.title == "\ufffd x \ufffd" and item.author == "Ann \ufffd"
+    assert item.url == "https://h/\ufffd.mp3" and item.webpage_url == "https://h/p\ufffd"
+    assert item.listed_url == "https://h/listed\ufffd"
+    assert item.channel_id == "UC\ufffd" and item.language == "en\ufffd"
+    assert item.tags == ["t\ufffd", "5", "\ufffd"]
+    assert item.license == "cc-by-sa-4.0" and "\ud800" not in (item.license_raw or "")
+    rej = _reject(item, Category.NETWORK, f"yt-dlp said {SURROGATES}", True, SURROGATES)
+    assert TABLES["rejects"].to_table([rej]).num_rows == 1
+    assert rej.reason == "yt-dlp said \ufffd x \ufffd" and rej.detail == "\ufffd x \ufffd"
+
+
+def test_generic_ids_hash_any_url() -> None:
+    from speechmill.backends.ytdlp import url_id
+
+    assert url_id("http://h/\ud800") != url_id("http://h/\udfff")  # distinct, never raises
+    assert media_id_for({"extractor_key": "Generic", "url": "http://h/\ud800"}).startswith("url:")
+
+
+def test_list_files_with_bytes_that_are_not_utf8(tmp_path) -> None:
+    from speechmill.config import ListSource
+    from speechmill.transforms.discover_remote import _urls_of
+
+    path = tmp_path / "urls.txt"
+    path.write_bytes(b"# comment\nhttp://h/caf\xe9.mp3\n\nhttp://h/ok \xc3\xa9.mp3\n")
+    assert _urls_of(ListSource(path=str(path))) == ["http://h/caf%E9.mp3", "http://h/ok \u00e9.mp3"]
+
+
+def test_blank_failure_messages_get_a_reason() -> None:
+    assert classify(TimeoutError()).reason == "fetch failed"
+    assert classify(RuntimeError("  \n  ")).reason == "fetch failed"
+
+
+def test_response_headers_are_case_insensitive() -> None:
+    import pickle
+
+    from speechmill.backends.http import Headers
+
+    h = Headers([("Content-type", "text/html"), ("etag", '"1"'), ("ETag", '"2"')])
+    assert h["content-type"] == h["CONTENT-TYPE"] == h.get("Content-Type") == "text/html"
+    assert h["ETag"] == '"1"'  # a repeated field keeps its first value
+    assert "Etag" in h and "Last-Modified" not in h and 5 not in h
+    assert list(h) == ["Content-type", "etag"] and len(h) == 2
+    assert dict(pickle.loads(pickle.dumps(h))) == dict(h)
+    assert dict(Headers({"A": "1"})) == {"A": "1"}

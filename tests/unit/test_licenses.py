@@ -21,6 +21,7 @@ from speechmill.transforms.core.licenses import (
     resolve,
     restrictiveness,
     scan_html,
+    text_license_marks,
 )
 
 CC_BY_4 = "https://creativecommons.org/licenses/by/4.0/"
@@ -664,3 +665,145 @@ def test_two_megabyte_pathological_page() -> None:
     for unit in ("<a ", "<!--", "</", "<?", "<!doctype", "<a b='", "<a/", "<![x[", "<script>"):
         page = unit * (mb // len(unit))
         assert html_license_marks(page) == []
+
+
+# ---------------------------------------------------------------------- statements in text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "This recording is licensed under a Creative Commons Attribution 4.0 "
+            "International License.",
+            "cc-by-4.0",
+        ),
+        ("Licensed under CC BY-SA 4.0.", "cc-by-sa-4.0"),
+        ("Content is available under CC BY-NC-ND 3.0 unless otherwise noted.", "cc-by-nc-nd-3.0"),
+        ("Creative Commons Attribution-ShareAlike 4.0", "cc-by-sa-4.0"),
+        ("Creative Commons Attribution-NoDerivatives 4.0 International", "cc-by-nd-4.0"),
+        ("released under a Creative Commons Attribution-NonCommercial license", "cc-by-nc"),
+        ("Creative Commons Attribution-NonCommercial-ShareAlike 2.5 Generic", "cc-by-nc-sa-2.5"),
+        ("Creative Commons Attribution Non-Commercial No Derivatives 2.0", "cc-by-nc-nd-2.0"),
+        ("Attribution-NoDerivs 3.0 Unported", "cc-by-nd-3.0"),
+        ("Attribution-NonCommercial 4.0 International (CC BY-NC 4.0)", "cc-by-nc-4.0"),
+        ("Attribution 1.0 Generic", "cc-by-1.0"),
+        ("Creative Commons BY-SA 2.0", "cc-by-sa-2.0"),
+        ("cc-by-nc-sa-2.5", "cc-by-nc-sa-2.5"),
+        ("CC BY\u2013SA 4.0 \u2014 some rights", "cc-by-sa-4.0"),
+        ("CC\u00a0BY\n  4.0", "cc-by-4.0"),
+        ("Licensed under the Creative Commons Attribution License.", "cc-by"),
+        ("License: CC BY", "cc-by"),
+        ("This work is dedicated to the public domain.", "pdm"),
+        ("The author released this recording into the public domain.", "pdm"),
+        ("This audio file is in the public domain.", "pdm"),
+        ("CC0 1.0 Universal", "cc0-1.0"),
+        ("To the extent possible under law, the author has waived all rights (CC0).", "cc0-1.0"),
+        ("Creative Commons Zero", "cc0-1.0"),
+        ("Public Domain Dedication", "cc0-1.0"),
+        ("Public Domain Mark 1.0", "pdm-1.0"),
+        ("No Rights Reserved", "pdm"),
+    ],
+)
+def test_licence_statements_in_text(text: str, expected: str) -> None:
+    marks = text_license_marks(text)
+    assert marks, text
+    assert resolve(marks) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We love Creative Commons!",
+        "Learn about Creative Commons licenses.",
+        "This work is under a Creative Commons license.",
+        "Attribution: Jane Doe",
+        "Please give attribution to Creative Commons.",
+        "Creative Commons Attribution is a fine idea.",
+        "cc by email",
+        "This recording is not licensed under CC BY 4.0.",
+        "This is not in the public domain.",
+        "It was never released into the public domain.",
+        "We talk about the public domain today.",
+        "public domain software",
+        "Some rights reserved",
+        "CC BY-SA-ND 4.0",
+        "Creative Commons",
+        "\u00a9 2024 Example",
+    ],
+)
+def test_bare_mentions_are_not_statements(text: str) -> None:
+    assert text_license_marks(text) == []
+
+
+def test_statements_are_read_from_visible_text_only() -> None:
+    statement = "Licensed under CC BY-NC 4.0."
+    hidden = (
+        f"<html><head><title>{statement}</title><style>/* {statement} */</style></head><body>"
+        f"<script>var s = '{statement}';</script>"
+        f'<!-- {statement} --><p title="{statement}">Hello</p></body></html>'
+    )
+    assert html_license_marks(hidden) == []
+    page = (
+        "<p>This recording is licensed under a <em>Creative Commons</em>\n"
+        "  <b>Attribution-ShareAlike</b> 4.0 International License.</p>"
+    )
+    assert html_license_marks(page) == [
+        "Creative Commons Attribution-ShareAlike 4.0 International License"
+    ]
+    # a block boundary ends a statement: a heading is not the start of a licence name
+    assert html_license_marks("<h2>Creative Commons</h2><p>Attribution 4.0 is</p>") == []
+    # a statement and a link to the same licence; the most restrictive mark wins
+    both = f'<a rel="license" href="{CC_BY_4}">CC</a><p>Released under CC BY-NC 4.0.</p>'
+    assert resolve(html_license_marks(both)) == "cc-by-nc-4.0"
+
+
+def test_statements_across_the_scan_boundary_of_a_long_page() -> None:
+    statement = "Creative Commons Attribution-ShareAlike 4.0 International License"
+    for pad in (65_536 - 30, 65_536 - 10, 65_536, 65_536 + 700, 3 * 65_536 - 17):
+        page = "<p>" + "x" * pad + " " + statement + ".</p><p>" + "y " * 40_000 + "</p>"
+        assert html_license_marks(page) == [statement], pad
+    many = "<p>" + " ".join(f"Released under CC BY {v}." for v in ["1.0", "2.0"] * 500) + "</p>"
+    assert len(html_license_marks(many)) == 2  # duplicates collapse; at most 64 looked at
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_text_statements_never_raise(text: str) -> None:
+    for mark in text_license_marks(text):
+        assert mark and mark == mark.strip()
+        assert normalize_license(mark) != UNKNOWN
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "creative commons",
+                "cc",
+                "by",
+                "-",
+                "\u2013",
+                " ",
+                "sa",
+                "nc",
+                "nd",
+                "4.0",
+                "attribution",
+                "international",
+                "license",
+                "not",
+                "public domain",
+                "dedicated to the",
+                "\u2029",
+                "cc0",
+                ".",
+            ]
+        ),
+        max_size=30,
+    ).map(" ".join)
+)
+def test_text_statements_on_licence_like_noise(text: str) -> None:
+    for mark in text_license_marks(text):
+        assert normalize_license(mark) != UNKNOWN

@@ -587,3 +587,36 @@ def test_refused_url() -> None:
     with pytest.raises(urllib.error.URLError) as info:
         fetch(url)
     assert isinstance(info.value.reason, ConnectionRefusedError)
+
+
+def test_site_spells_header_names_as_asked(http_site: Site) -> None:
+    http_site.add_file("p.html", "<p>x</p>")
+    http_site.spell_headers("CONTENT-TYPE", "etag")
+    with fetch(http_site.url("p.html")) as resp:
+        raw = [k for k, _ in resp.headers.items()]
+    assert "CONTENT-TYPE" in raw and "etag" in raw and "Content-Type" not in raw
+
+
+def test_http_get_headers_are_case_insensitive(http_site: Site) -> None:
+    from speechmill.backends import http
+
+    http_site.add_file("p.html", "<p>x</p>")
+    http_site.spell_headers("CONTENT-TYPE", "etag", "last-MODIFIED")
+    res = http.get(http_site.url("p.html"), LOCAL)
+    assert res.headers["Content-Type"].startswith("text/html")
+    assert res.headers.get("content-type") == res.headers["CONTENT-TYPE"]
+    etag = res.headers["ETag"]
+    again = http.get(http_site.url("p.html"), LOCAL, etag=etag)
+    assert again.not_modified and again.headers["ETag"] == etag
+    assert "Last-Modified" in again.headers
+
+
+def test_http_get_truncates_on_request(http_site: Site) -> None:
+    from speechmill.backends import http
+
+    http_site.add_file("big.txt", "x" * 5000)
+    with pytest.raises(http.TooLarge):
+        http.get(http_site.url("big.txt"), LOCAL, max_bytes=1000)
+    assert http.get(http_site.url("big.txt"), LOCAL, max_bytes=1000, truncate=True).body == (
+        b"x" * 1000
+    )

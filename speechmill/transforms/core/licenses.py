@@ -52,6 +52,32 @@ configuration code reject them up front.
 HTML
 ----
 
+Licence statements in text
+--------------------------
+
+`text_license_marks` finds the common English statements of a licence in running
+text (a page's visible text: not `<script>`, `<style>` or the `<title>`):
+
+* the CC names: "Creative Commons Attribution-ShareAlike 4.0 International License",
+  "Creative Commons Attribution-NonCommercial license", "Creative Commons BY-SA 4.0";
+* the short forms: "CC BY 4.0", "CC BY-NC-ND 3.0", "CC-BY-SA-4.0";
+* a licence name without "Creative Commons" only with a version and a CC suffix:
+  "Attribution-NonCommercial 4.0 International", "Attribution 2.5 Generic";
+* CC0: "CC0", "CC0 1.0 Universal", "Creative Commons Zero";
+* public-domain dedications: "dedicated to the public domain", "released into the
+  public domain", "is in the public domain", "Public Domain Dedication" (CC0's own
+  name), "Public Domain Mark 1.0", "No Rights Reserved".
+
+A name without version or modifiers ("Creative Commons Attribution", "CC BY") counts
+only where its paragraph speaks of licensing (`licensed`, `licence`, `under`); a bare
+mention ("we love Creative Commons", "a Creative Commons license") is no mark, and
+neither is a statement negated just before ("not released into the public domain").
+Each statement found is a raw mark (the statement as written), so it goes through
+`normalize_license` and `resolve` like every other mark.
+
+HTML
+----
+
 `html_license_marks` and `html_meta` run `html.parser.HTMLParser` over the page
 (no regex over the whole document). The parser is fed once and never `close()`d
 (its end-of-input recovery is quadratic on some malformed input); a construct
@@ -86,6 +112,7 @@ __all__ = [
     "resolve",
     "restrictiveness",
     "scan_html",
+    "text_license_marks",
 ]
 
 UNKNOWN = "unknown"
@@ -440,6 +467,109 @@ def policy_decision(
 
 
 # ---------------------------------------------------------------------------------------------
+# Licence statements in running text.
+
+# Whitespace inside one paragraph (U+2029 separates paragraphs), and a dash of any kind.
+_WS = r"[^\S\u2029]{1,40}"
+_DASH = r"[-\u2010-\u2015\u2212]"
+_SEP = rf"(?:(?:{_WS})?{_DASH}(?:{_WS})?|{_WS})"
+_MOD = (
+    rf"(?:non{_SEP}?commercial|share{_SEP}?alike|no{_SEP}?derivative{_WS}works"
+    rf"|no{_SEP}?derivatives|no{_SEP}?derivs|nc|sa|nd)"
+)
+_MODS = rf"(?:{_SEP}{_MOD}\b){{0,4}}"
+_VER = rf"(?:{_SEP}(?:licen[cs]e{_SEP})?v?(?:1\.0|2\.0|2\.1|2\.5|3\.0|4\.0)(?![\d.]*\d))"
+_CC_SUFFIX = r"(?:international|unported|generic|universal)"
+_LIC_WORD = rf"(?:{_SEP}(?:public{_WS})?licen[cs]e\b)"
+_PUBLIC_DOMAIN = rf"the{_WS}public{_WS}domain\b"
+_NEG_WORDS = frozenset({"not", "no", "never", "isn't", "aren't", "isnt", "arent", "without", "nor"})
+_STATEMENT_RE = re.compile(
+    # The lookarounds let the engine skip most positions fast (a page can be megabytes).
+    rf"""
+    (?<!\w)(?=[abcdinpr])
+    (?:(?P<full>creative{_WS}commons{_SEP}(?:attribution|by)\b(?P<fm>{_MODS})(?P<fv>{_VER})?
+        (?P<fs>{_SEP}{_CC_SUFFIX}\b)?(?P<fl>{_LIC_WORD})?)
+    | (?P<short>cc{_SEP}by\b(?P<sm>{_MODS})(?P<sv>{_VER})?(?:{_SEP}{_CC_SUFFIX}\b)?)
+    | (?P<named>attribution\b{_MODS}{_VER}{_SEP}(?:international|unported|generic)\b
+        {_LIC_WORD}?)
+    | (?P<zero>cc0\b(?:{_SEP}1\.0)?(?:{_SEP}universal\b)?
+        | creative{_WS}commons{_WS}zero\b | cc{_WS}zero\b)
+    | (?P<pd>(?:dedicated|released|placed|put|committed|contributed)
+          (?:{_WS}[\w']{{1,30}}){{0,3}}?{_WS}(?:to|in|into){_WS}{_PUBLIC_DOMAIN}
+        | (?:is|are|be|now){_WS}in{_WS}{_PUBLIC_DOMAIN}
+        | public{_WS}domain{_WS}(?:dedication|mark(?:{_WS}1\.0)?)\b
+        | no{_WS}rights{_WS}reserved\b))
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+_LICENSING_CONTEXT = re.compile(r"licen[cs]|\bunder\b", re.IGNORECASE)
+_BLOCK_BREAK = "\u2029"  # paragraph separator: block boundaries in a page's visible text
+_MAX_STATEMENTS = 64
+_CONTEXT_BEFORE = 200
+_CONTEXT_AFTER = 120
+# The longest statement the pattern can match is far shorter than this.
+_STATEMENT_OVERLAP = 1024
+
+
+def _negated(text: str, start: int) -> bool:
+    words = text[max(0, start - 40) : start].replace(_BLOCK_BREAK, " . ").lower().split()
+    return not _NEG_WORDS.isdisjoint(w.strip(",;:()") for w in words[-3:])
+
+
+def _paragraph(text: str, start: int, end: int) -> str:
+    lo = max(0, start - _CONTEXT_BEFORE)
+    hi = min(len(text), end + _CONTEXT_AFTER)
+    before = text[lo:start].rpartition(_BLOCK_BREAK)[2]
+    after = text[end:hi].partition(_BLOCK_BREAK)[0]
+    return before + " " + after
+
+
+def _statement_ok(m: re.Match[str], text: str) -> bool:
+    if _negated(text, m.start()):
+        return False
+    if m["full"] is not None:
+        specific = m["fm"] or m["fv"] or m["fs"] or m["fl"]
+    elif m["short"] is not None:
+        specific = m["sm"] or m["sv"]
+    else:
+        return True
+    return bool(specific) or bool(_LICENSING_CONTEXT.search(_paragraph(text, m.start(), m.end())))
+
+
+def _statements(text: str, limit: int) -> list[tuple[int, str]]:
+    """(start, statement) of each licence statement in prepared text, at most `limit`."""
+    out: list[tuple[int, str]] = []
+    for m in _STATEMENT_RE.finditer(text):
+        if len(out) >= limit:
+            break
+        if _statement_ok(m, text):
+            statement = " ".join(m.group().translate(_DASHES).split())
+            if normalize_license(statement) != UNKNOWN:
+                out.append((m.start(), statement))
+    return out
+
+
+def text_license_marks(text: str) -> list[str]:
+    """Licence statements in running text, as written (dashes folded, spaces collapsed).
+
+    Paragraph breaks may be marked with U+2029; statements never span them. See
+    the module docstring for what counts. Never raises on any string.
+    """
+    if not isinstance(text, str) or not text:
+        return []
+    try:
+        seen: set[str] = set()
+        out: list[str] = []
+        for _, statement in _statements(text, _MAX_STATEMENTS):
+            if statement not in seen:
+                seen.add(statement)
+                out.append(statement)
+        return out
+    except Exception:  # hostile input never breaks a pipeline
+        return []
+
+
+# ---------------------------------------------------------------------------------------------
 # HTML.
 
 _URL_ATTRS = frozenset({"href", "src", "data-src", "data-lazy-src", "data-original", "resource"})
@@ -492,6 +622,17 @@ _REPARSE_FACTOR = 2
 _REPARSE_EXTRA = 1 << 18
 # No phrase of _ARR_PHRASES is shorter than this: shorter text chunks are not looked at.
 _MIN_ARR_TEXT = min(len(p) for p in _ARR_PHRASES)
+# Visible text is scanned for licence statements in pieces of about this many characters.
+_TEXT_CHUNK = 1 << 16
+# Elements that break running text into paragraphs (statements never span them).
+_BLOCK_TAGS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "body", "br", "dd", "details", "dialog",
+        "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2",
+        "h3", "h4", "h5", "h6", "header", "hr", "html", "li", "main", "nav", "ol", "p", "pre",
+        "section", "summary", "table", "td", "th", "tr", "ul",
+    }
+)  # fmt: skip
 
 
 def _ld_values(value: object) -> list[str]:
@@ -551,6 +692,9 @@ class _PageScanner(HTMLParser):
         self._ld_json: list[str] | None = None
         self._ld_len = 0
         self._arr = False
+        self._text: list[str] = []  # visible text not yet scanned for licence statements
+        self._text_len = 0
+        self._statements = 0
         super().__init__(convert_charrefs=True)
 
     # -- results
@@ -566,6 +710,27 @@ class _PageScanner(HTMLParser):
     def _set_meta(self, key: str, value: str) -> None:
         self.meta.setdefault(key, value)
 
+    def _visible(self, piece: str) -> None:
+        self._text.append(piece)
+        self._text_len += len(piece)
+        if self._text_len >= _TEXT_CHUNK:
+            self._scan_text(final=False)
+
+    def _scan_text(self, final: bool) -> None:
+        """Licence statements in the visible text so far; keeps a tail for the next piece.
+
+        A statement starting in the kept tail is read with the next piece (so it
+        is found once, whole); the work stays linear in the page size.
+        """
+        text = "".join(self._text)
+        cut = len(text) if final else max(0, len(text) - _STATEMENT_OVERLAP)
+        for start, statement in _statements(text, _MAX_STATEMENTS - self._statements):
+            if start < cut:
+                self._statements += 1
+                self._mark(statement)
+        self._text = [] if final else [text[cut:]]
+        self._text_len = 0 if final else len(text) - cut
+
     # -- parser callbacks
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -573,6 +738,8 @@ class _PageScanner(HTMLParser):
         for name, value in attrs:
             if value is not None and name not in a:
                 a[name] = value  # the first of duplicated attributes wins, as in browsers
+        if tag in _BLOCK_TAGS:
+            self._visible(_BLOCK_BREAK)
         if tag == "svg":
             self._svg_depth += 1
         elif tag == "html":
@@ -622,6 +789,8 @@ class _PageScanner(HTMLParser):
             self._set_meta("author", content)
 
     def handle_endtag(self, tag: str) -> None:
+        if tag in _BLOCK_TAGS:
+            self._visible(_BLOCK_BREAK)
         if tag == "svg":
             self._svg_depth = max(0, self._svg_depth - 1)
         elif tag == "title":
@@ -653,10 +822,13 @@ class _PageScanner(HTMLParser):
                 self._ld_json.append(data)
                 self._ld_len += len(data)
             return
-        if self._title is not None and self._title_len < _MAX_TITLE:
-            piece = data[: _MAX_TITLE - self._title_len]
-            self._title.append(piece)
-            self._title_len += len(piece)
+        if self._title is not None:  # the page's name, not its text
+            if self._title_len < _MAX_TITLE:
+                piece = data[: _MAX_TITLE - self._title_len]
+                self._title.append(piece)
+                self._title_len += len(piece)
+        elif self._statements < _MAX_STATEMENTS:
+            self._visible(data.replace(_BLOCK_BREAK, " "))
         if self._anchor is not None and self._anchor_len < _MAX_ANCHOR:
             piece = data[: _MAX_ANCHOR - self._anchor_len]
             self._anchor.append(piece)
@@ -681,6 +853,8 @@ class _PageScanner(HTMLParser):
             self.parse(page)
         self._close_anchor()
         self._close_title()
+        with contextlib.suppress(Exception):
+            self._scan_text(final=True)
 
     def parse(self, page: str) -> None:
         """Feed the whole page once, then step over constructs left open to its end."""
@@ -719,8 +893,11 @@ def html_license_marks(page: str) -> list[str]:
     it names a licence), any href/src (or lazy-load data-src) pointing at a CC
     licence, deed or badge image, `<meta>` license/rights tags (name, property
     or itemprop; `copyright` only when it names a licence), `itemprop="license"`,
-    `license` in JSON-LD, and visible text saying "All rights reserved" (in a
-    few languages) -> the mark "All rights reserved". A bare "©" is not a mark.
+    `license` in JSON-LD, visible text saying "All rights reserved" (in a
+    few languages) -> the mark "All rights reserved", and licence statements in
+    the visible text (`text_license_marks`: "licensed under a Creative Commons
+    Attribution 4.0 International License", "CC BY-SA 4.0", "dedicated to the
+    public domain"), each as written. A bare "©" is not a mark.
     """
     return scan_html(page).marks
 

@@ -16,6 +16,7 @@ POLICY_CATEGORIES = frozenset(
         Category.POLICY_DATE.value,
         Category.POLICY_LANGUAGE.value,
         Category.POLICY_CAP.value,
+        Category.POLICY_ROBOTS.value,  # robots.txt is re-read by every run, like the others
     }
 )
 
