@@ -649,7 +649,7 @@ def cmd_rejects(args: argparse.Namespace) -> int:
     # reasons carry measured values: group them by their wording with numbers masked
     col = {
         "category": "category",
-        "reason": "regexp_replace(reason, '[0-9]+([.][0-9]+)?', '#', 'g')",
+        "reason": "regexp_replace(reason, '(^|[^A-Za-z0-9_.])[0-9]+([.][0-9]+)*', '\\1#', 'g')",
         "stage": "stage",
         "source": "source_id",
     }[args.by]

@@ -252,20 +252,6 @@ class RunnerConfig(_Model):
     )
 
 
-class FaultInjection(_Model):
-    """Test hook: crash a stage after some items (used by the atomicity tests)."""
-
-    stage: Literal["decode", "vad", "transcribe"] = Field(description="Stage to crash.")
-    after_items: int = Field(0, ge=0, description="Items processed before the crash.")
-    mode: Literal["raise", "exit"] = Field("raise", description="Raise, or os._exit(3).")
-
-
-class TestingConfig(_Model):
-    """Test hooks; never set these in production configs."""
-
-    fault: FaultInjection | None = Field(None, description="Crash a stage (atomicity tests).")
-
-
 class CrawlConfig(_Model):
     """Fetching from the network: safety limits, retries and pacing."""
 
@@ -542,7 +528,6 @@ class Config(_Model):
     relabel: RelabelConfig = RelabelConfig()
     synth: SynthConfig = SynthConfig()
     runner: RunnerConfig = RunnerConfig()
-    testing: TestingConfig = TestingConfig()
 
     def source_names(self) -> list[str]:
         return [s.name or f"{s.kind}-{i}" for i, s in enumerate(self.sources)]

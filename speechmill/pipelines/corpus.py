@@ -209,7 +209,6 @@ def build_corpus(
     host_delays: Mapping[str, float] | None = None,
 ) -> None:
     """Wire the corpus stages and the table writes into a pipeline."""
-    fault = cfg.testing.fault
     options = decode_options(cfg.asr)
     decoder = decoder_id(model_hash, options, cfg.asr.normalizer)
     handler = AsrModelHandler(
@@ -231,7 +230,6 @@ def build_corpus(
             cfg.audio,
             run_id,
             committed_recordings,
-            fault,
             crawl=cfg.crawl,
             attempts={it.media_id: (attempts or {}).get(it.media_id, 0) for it in items},
             pacing=pacing,
@@ -240,7 +238,7 @@ def build_corpus(
     ).with_outputs(SOURCES, REJECTS, main="recordings")
     recordings = decoded.recordings | "Dedupe" >> DedupeRecordings()
     vad = recordings | "VAD" >> beam.ParDo(
-        DetectSpeechDoFn(store.root, cfg.vad, cfg.audio, run_id, fault)
+        DetectSpeechDoFn(store.root, cfg.vad, cfg.audio, run_id)
     ).with_outputs(REJECTS, main="chunks")
     asr = vad.chunks | "Transcribe" >> Transcribe(
         handler,
@@ -250,7 +248,6 @@ def build_corpus(
         normalizer=cfg.asr.normalizer,
         run_id=run_id,
         progress=progress,
-        fault=fault,
     )
     rejects = (
         p | "DiscoverRejects" >> beam.Create(list(pre_rejects)),

@@ -6,7 +6,9 @@ the commit markers list; the same text opens the views from Python
 (`speechmill views --root R > views.sql; duckdb -init views.sql`).
 
 For each table `t`:
-  * `t`          the latest committed row per primary key (later commits win);
+  * `t`          the latest committed row per primary key (later commits win); in
+                 `rejects`, a source item's reject disappears once a later run
+                 committed a recording for it;
   * `t_history`  every committed row of every run.
 """
 
@@ -83,12 +85,21 @@ def _table_sql(store: Store, spec: TableSpec, markers: Sequence[Marker]) -> list
     runs = ", ".join(f"({_lit(r)}, {i})" for r, i in seq)
     pk = ", ".join(f"d.{_ident(k)}" for k in spec.primary_key)
     read = f"read_parquet({file_list}, union_by_name = true, hive_partitioning = false)"
+    latest = "_sm_rank = 1"
+    if spec.name == "rejects" and "sources" in TABLES:
+        # a source item rejected once (a policy, a transient error) and fetched by a
+        # later run is no longer rejected: its later recording supersedes the reject
+        latest += (
+            " AND NOT (_sm.item_kind = 'source' AND EXISTS (SELECT 1 FROM sources_history s"
+            " WHERE s.media_id = _sm.item_id AND s.recording_id IS NOT NULL"
+            " AND s.run_id > _sm.run_id))"
+        )
     return [
         f"CREATE OR REPLACE VIEW {history} AS SELECT * FROM {read};",
         f"CREATE OR REPLACE VIEW {name} AS SELECT * EXCLUDE (_sm_seq, _sm_rank) FROM ("
         f"SELECT d.*, r._sm_seq, row_number() OVER (PARTITION BY {pk} ORDER BY r._sm_seq DESC)"
         f" AS _sm_rank FROM {history} AS d JOIN (VALUES {runs}) AS r(_sm_run, _sm_seq)"
-        f" ON d.run_id = r._sm_run) WHERE _sm_rank = 1;",
+        f" ON d.run_id = r._sm_run) AS _sm WHERE {latest};",
     ]
 
 

@@ -1,8 +1,7 @@
-"""Helpers every stage's DoFns share: reject rows, counters, the fault hook, progress."""
+"""Helpers every stage's DoFns share: reject rows, counters, progress."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import traceback
@@ -10,8 +9,6 @@ import traceback
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from speechmill.config import FaultInjection
-from speechmill.faults import fault_point
 from speechmill.schemas import Category, Reject
 from speechmill.text.unicode import clean, clean_opt
 
@@ -93,28 +90,6 @@ def reject(
 
 def internal_detail(e: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(e), e)).strip()
-
-
-class FaultHook:
-    """Crashes a stage after N items when the config's test hook asks for it."""
-
-    def __init__(self, fault: FaultInjection | None, stage: str) -> None:
-        self._armed = fault is not None and fault.stage == stage
-        self._fault = fault
-        self._stage = stage
-        self._seen = 0
-
-    def tick(self) -> None:
-        fault_point(self._stage)
-        if not self._armed or self._fault is None:
-            return
-        self._seen += 1
-        if self._seen > self._fault.after_items:
-            if self._fault.mode == "exit":
-                sys.stderr.write(f"speechmill test hook: exiting inside {self._fault.stage}\n")
-                sys.stderr.flush()
-                os._exit(3)
-            raise RuntimeError(f"speechmill test hook: crash inside {self._fault.stage}")
 
 
 class Progress:

@@ -18,11 +18,12 @@ import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
 from speechmill.audio import AudioRejected, Transcoded, sha256_file, transcode_to_flac
-from speechmill.config import AudioConfig, CrawlConfig, FaultInjection
+from speechmill.config import AudioConfig, CrawlConfig
+from speechmill.faults import fault_point
 from speechmill.schemas import Attribution, Category, Recording, SourceItem
 from speechmill.store import Store, fs
 from speechmill.text.unicode import clean, clean_opt
-from speechmill.transforms.common import SOURCES, FaultHook, internal_detail, reject
+from speechmill.transforms.common import SOURCES, internal_detail, reject
 from speechmill.transforms.core.chunks import local_path
 
 if TYPE_CHECKING:
@@ -236,7 +237,6 @@ class AcquireDoFn(beam.DoFn):
         audio: AudioConfig,
         run_id: str,
         committed_recordings: frozenset[str],
-        fault: FaultInjection | None = None,
         *,
         crawl: CrawlConfig | None = None,
         attempts: Mapping[str, int] | None = None,
@@ -247,7 +247,6 @@ class AcquireDoFn(beam.DoFn):
         self._audio = audio
         self._run_id = run_id
         self._committed = committed_recordings
-        self._fault = fault
         self._crawl = crawl or CrawlConfig()
         self._attempts = dict(attempts or {})
         self._pacing = dict(pacing or {})
@@ -255,7 +254,6 @@ class AcquireDoFn(beam.DoFn):
 
     def setup(self) -> None:
         self._store = Store(self._root)
-        self._hook = FaultHook(self._fault, STAGE)
         self._fetcher: _Fetcher | None = None
         self._pending: list[_Pending] = []
 
@@ -274,7 +272,7 @@ class AcquireDoFn(beam.DoFn):
         item: SourceItem,
         windowed: Any = beam.DoFn.WindowedValueParam,  # a WindowedValue at run time
     ) -> Iterator[object]:
-        self._hook.tick()
+        fault_point(STAGE)
         if item.kind == "local":
             yield from self._guard(item, STAGE, self._local)
         else:

@@ -21,11 +21,12 @@ from speechmill.backends.asr import (
     FeatureTransform,
     decode_with_retry,
 )
-from speechmill.config import AsrConfig, FaultInjection
+from speechmill.config import AsrConfig
+from speechmill.faults import fault_point
 from speechmill.schemas import Category, NBestList, Segment
 from speechmill.text.metrics import compression_ratio
 from speechmill.text.normalize import get_normalizer
-from speechmill.transforms.common import HYPOTHESES, FaultHook, Progress, internal_detail, reject
+from speechmill.transforms.common import HYPOTHESES, Progress, internal_detail, reject
 from speechmill.transforms.core.elements import ChunkRef
 
 STAGE = "transcribe"
@@ -274,7 +275,6 @@ class SplitAsrDoFn(beam.DoFn):
         normalizer: str,
         run_id: str,
         progress: bool,
-        fault: FaultInjection | None,
     ) -> None:
         self._model_id = model_id
         self._decoder = decoder
@@ -282,15 +282,13 @@ class SplitAsrDoFn(beam.DoFn):
         self._normalizer = normalizer
         self._run_id = run_id
         self._progress_on = progress
-        self._fault = fault
 
     def setup(self) -> None:
         self._norm = get_normalizer(self._normalizer)
-        self._hook = FaultHook(self._fault, STAGE)
         self._progress = Progress(self._progress_on, "transcribe")
 
     def process(self, result: PredictionResult) -> Iterator[object]:
-        self._hook.tick()
+        fault_point(STAGE)
         chunk = cast(Example, result.example)[0]
         out = cast(AsrOutput, result.inference)
         try:
@@ -340,7 +338,6 @@ class Transcribe(beam.PTransform):
         normalizer: str,
         run_id: str,
         progress: bool = False,
-        fault: FaultInjection | None = None,
     ) -> None:
         super().__init__()
         self._handler = handler
@@ -351,7 +348,6 @@ class Transcribe(beam.PTransform):
             normalizer=normalizer,
             run_id=run_id,
             progress=progress,
-            fault=fault,
         )
         self._run_id = run_id
 

@@ -11,10 +11,11 @@ import numpy.typing as npt
 
 from speechmill.audio import read_span
 from speechmill.backends.vad import Detector, silero_detector, windowed_regions
-from speechmill.config import AudioConfig, FaultInjection, VadConfig
+from speechmill.config import AudioConfig, VadConfig
+from speechmill.faults import fault_point
 from speechmill.schemas import Category, Recording
 from speechmill.store import Store
-from speechmill.transforms.common import FaultHook, internal_detail, reject
+from speechmill.transforms.common import internal_detail, reject
 from speechmill.transforms.core.chunks import SAMPLE_RATE, plan_chunks, segment_id
 from speechmill.transforms.core.elements import ChunkRef
 
@@ -36,18 +37,15 @@ class DetectSpeechDoFn(beam.DoFn):
         vad: VadConfig,
         audio: AudioConfig,
         run_id: str,
-        fault: FaultInjection | None = None,
     ) -> None:
         self._root = root
         self._vad = vad
         self._audio = audio
         self._run_id = run_id
-        self._fault = fault
 
     def setup(self) -> None:
         self._store = Store(self._root)
         self._detect = make_detector(self._vad)
-        self._hook = FaultHook(self._fault, STAGE)
 
     def _reject(self, rec: Recording, category: Category, reason: str, detail: str | None = None):
         return reject(
@@ -64,7 +62,7 @@ class DetectSpeechDoFn(beam.DoFn):
         )
 
     def process(self, rec: Recording) -> Iterator[object]:
-        self._hook.tick()
+        fault_point(STAGE)
         try:
             yield from self._chunks(rec)
         except Exception as e:

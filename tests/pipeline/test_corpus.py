@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from speechmill import faults
 from speechmill.pipelines.corpus import run_corpus
 from speechmill.store import Store, collect_garbage
 from tests.audio_fixtures import bad_inputs, speech_clip, write_wav
@@ -121,11 +122,14 @@ def test_identical_bytes_are_stored_once_and_linked(tmp_path, speech_dir):
     ) == [(True,)]
 
 
-def test_a_crash_inside_a_stage_leaves_nothing_visible(tmp_path, speech_dir):
+def test_a_crash_inside_a_stage_leaves_nothing_visible(tmp_path, speech_dir, monkeypatch):
     root = tmp_path / "ds"
-    cfg = make_config(speech_dir, "testing:\n  fault: {stage: transcribe, after_items: 1}\n")
-    with pytest.raises(Exception, match="test hook"):
+    cfg = make_config(speech_dir)
+    monkeypatch.setenv(faults.ENV, "transcribe@1")
+    faults.reset()
+    with pytest.raises(faults.FaultInjected):
         run(cfg, root)
+    monkeypatch.delenv(faults.ENV)
     store = Store(str(root))
     assert store.markers() == []
     assert rows(root, "select count(*) from recordings") == [(0,)]
@@ -144,8 +148,7 @@ def test_a_killed_process_is_recovered(tmp_path, speech_dir):
         from speechmill.pipelines.corpus import run_corpus
         from tests.conftest import make_config
         from tests.fakes import FakeFactory
-        cfg = make_config({str(speech_dir)!r},
-                          "testing:\\n  fault: {{stage: vad, after_items: 1, mode: exit}}\\n")
+        cfg = make_config({str(speech_dir)!r})
         run_corpus(cfg, root={str(root)!r}, factory=FakeFactory(), progress=False)
     """)
     proc = subprocess.run(
@@ -155,7 +158,7 @@ def test_a_killed_process_is_recovered(tmp_path, speech_dir):
         text=True,
         timeout=300,
         check=False,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), faults.ENV: "vad@1:exit"},
     )
     assert proc.returncode == 3, proc.stderr[-2000:]
     store = Store(str(root))

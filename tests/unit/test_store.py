@@ -157,3 +157,29 @@ def test_gc_keeps_live_remote_host_runs_within_grace(tmp_path: Path) -> None:
     collect_garbage(store, grace=dt.timedelta(0))
     assert not d.exists()
     assert not os.path.exists(store.active_path(h.run_id))
+
+
+def test_a_source_reject_is_superseded_by_a_later_recording(tmp_path: Path) -> None:
+    import time
+
+    from tests.pipeline.test_hostile_input import _source
+
+    store = Store(str(tmp_path))
+    write_run(store, [rej("item-a", ""), rej("item-b", "")])
+    time.sleep(1.1)  # run ids order by their start second
+    h = store.begin("test")
+    fetched = dataclasses.replace(_source("item-a", "t"), recording_id="f" * 64, run_id=h.run_id)
+    store.write_manifest(h.run_id, write_parts(store, h.run_id, {"sources": [fetched]}))
+    store.commit(
+        h,
+        config={},
+        config_hash="h",
+        code_version="t",
+        model_hashes={},
+        parent_runs=[],
+        runner="none",
+    )
+    store.end(h)
+    con = connect(store)
+    assert con.execute("select item_id from rejects").fetchall() == [("item-b",)]
+    assert len(con.execute("select * from rejects_history").fetchall()) == 2
