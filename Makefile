@@ -44,7 +44,7 @@ demo-synth: setup
 	$(BIN)/speechmill demo --synth
 
 docs: setup
-	$(BIN)/python -m speechmill.schemas.docs > docs/schema.md
+	$(BIN)/python -m speechmill.schema_docs > docs/schema.md
 	$(BIN)/python -m speechmill.config_docs > docs/config.md
 
 # Re-pin every dependency from a clean virtual environment.

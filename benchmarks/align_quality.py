@@ -41,14 +41,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from speechmill.backends.align import WhisperAligner
-from speechmill.demo import demo_sentences
-from speechmill.transforms.core.alignment import (
+from speechmill.core.align.alignment import (
     AlignedWord,
     Alignment,
     silent_runs,
     snap_to_silence,
 )
-from speechmill.transforms.core.resegment import resegment
+from speechmill.core.align.resegment import resegment
+from speechmill.demo import demo_sentences
 
 SR = 16000
 TOL_S = 0.02

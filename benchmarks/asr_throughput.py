@@ -29,15 +29,15 @@ from pathlib import Path
 
 import soundfile as sf
 
-from speechmill.audio import read_span
 from speechmill.backends.asr import AsrItem, decode_with_retry
 from speechmill.backends.faster_whisper import FasterWhisperBackend
 from speechmill.backends.tts import PiperTts, VoiceParams
+from speechmill.core.audio.io import read_span
+from speechmill.core.text.metrics import corpus_counts
+from speechmill.core.text.normalize import get_normalizer
 from speechmill.demo import DemoFile, demo_config, demo_sentences, prepare_audio
 from speechmill.pipelines.corpus import run_corpus
 from speechmill.store import Store, connect
-from speechmill.text.metrics import corpus_counts
-from speechmill.text.normalize import get_normalizer
 from speechmill.transforms.transcribe import decode_options
 
 

@@ -33,11 +33,11 @@ from speechmill.backends.align import WhisperAligner
 from speechmill.backends.asr import AsrItem, DecodeOptions, decode_with_retry
 from speechmill.backends.tts import EspeakTts, PiperTts, VoiceParams
 from speechmill.config import FiltersConfig
+from speechmill.core.quality.filters import apply
+from speechmill.core.text.metrics import compression_ratio, corpus_counts
+from speechmill.core.text.normalize import get_normalizer
 from speechmill.demo import demo_sentences
 from speechmill.schemas import Attribution, Utterance, Word
-from speechmill.text.metrics import compression_ratio, corpus_counts
-from speechmill.text.normalize import get_normalizer
-from speechmill.transforms.core.filters import apply
 
 FOREIGN = {
     "de": [

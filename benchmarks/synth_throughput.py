@@ -31,11 +31,11 @@ from pathlib import Path
 import soundfile as sf
 
 from speechmill.config import Config, load_config
+from speechmill.core.text.metrics import corpus_counts
+from speechmill.core.text.normalize import get_normalizer
 from speechmill.pipelines.synth import run_synth, voice_options
 from speechmill.schemas.synth import TtsParams
 from speechmill.store import Store, connect
-from speechmill.text.metrics import corpus_counts
-from speechmill.text.normalize import get_normalizer
 from speechmill.transforms.synth import load_tts, voice_params
 
 CONFIG = """

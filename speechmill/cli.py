@@ -747,7 +747,7 @@ def _pairs_table(
 def cmd_metrics(args: argparse.Namespace) -> int:
     import json
 
-    from speechmill.transforms.core.pair_metrics import (
+    from speechmill.core.quality.pair_metrics import (
         METRIC_COLUMNS,
         aggregate,
         format_table,

@@ -107,9 +107,9 @@ def demo_config(workdir: Path) -> Config:
 
 def part_wer(root: str, made: list[DemoFile], part: str) -> tuple[float, int]:
     """Corpus WER of one part (normalised), joining each recording's segments in order."""
+    from speechmill.core.text.metrics import corpus_counts
+    from speechmill.core.text.normalize import get_normalizer
     from speechmill.store import connect
-    from speechmill.text.metrics import corpus_counts
-    from speechmill.text.normalize import get_normalizer
 
     norm = get_normalizer("whisper-english")
     con = connect(root)
@@ -198,10 +198,10 @@ def synth_demo_config(workdir: Path, seed: int = 0) -> Config:
 
 def run_synth_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> int:
     """Make a small GER dataset offline and print its metrics and exports."""
+    from speechmill.core.quality.pair_metrics import aggregate, format_table
     from speechmill.exports import export
     from speechmill.pipelines.synth import run_synth, synth_report
     from speechmill.store import Store, connect
-    from speechmill.transforms.core.pair_metrics import aggregate, format_table
 
     t0 = time.monotonic()
     cfg = synth_demo_config(workdir, seed)

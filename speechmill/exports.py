@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from speechmill.transforms.core.pair_metrics import voice_label
+from speechmill.core.quality.pair_metrics import voice_label
 
 ExportFormat: TypeAlias = Literal["hyporadise", "hf", "sft", "dlm-tsv", "dlm-jsonl"]
 FORMATS: tuple[str, ...] = ("hyporadise", "hf", "sft", "dlm-tsv", "dlm-jsonl")

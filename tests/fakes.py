@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from speechmill.backends.asr import AsrItem, AsrOutput, DecodeOptions
-from speechmill.text.normalize import Normalizer
-from speechmill.transforms.core.nbest import BEAM, Candidate, assemble
+from speechmill.core.asr.nbest import BEAM, Candidate, assemble
+from speechmill.core.text.normalize import Normalizer
 
 
 class PoisonError(RuntimeError):

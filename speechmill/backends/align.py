@@ -5,7 +5,7 @@ the cross-attention of the model's alignment heads, as faster-whisper computes
 word timestamps) on an already loaded `FasterWhisperBackend`, so the ASR model is
 loaded once per worker for both stages. Long audio is aligned in overlapping
 windows of at most 30 s and stitched; word edges are then snapped to the quiet
-runs around them (see `speechmill.transforms.core.alignment`).
+runs around them (see `speechmill.core.align.alignment`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from speechmill.backends.asr import SAMPLE_RATE
 from speechmill.backends.faster_whisper import BUNDLED, MAX_FRAMES
-from speechmill.transforms.core.alignment import (
+from speechmill.core.align.alignment import (
     MARGIN_S,
     MAX_WINDOW_S,
     AlignedWord,

@@ -10,8 +10,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from speechmill.text.normalize import Normalizer
-from speechmill.transforms.core.nbest import NBest
+from speechmill.core.asr.nbest import NBest
+from speechmill.core.text.normalize import Normalizer
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from speechmill.transforms.core.augment import resample
+from speechmill.core.audio.augment import resample
 
 CodecName = Literal["mp3", "opus", "aac"]
 

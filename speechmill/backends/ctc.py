@@ -2,7 +2,7 @@
 
 Optional backend (extra `speechmill[ctc]`, which pins the CPU build of torch).
 torch runs only the acoustic model; the alignment itself is the NumPy Viterbi in
-`speechmill.transforms.core.ctc` (no torchaudio, which is in maintenance mode and
+`speechmill.core.align.ctc` (no torchaudio, which is in maintenance mode and
 has no build for every torch release).
 
 The network mirrors torchaudio's `wav2vec2_model` (the architecture behind
@@ -56,8 +56,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from speechmill.errors import ModelError
-from speechmill.transforms.core.alignment import (
+from speechmill.core.align.alignment import (
     MARGIN_S,
     MAX_WINDOW_S,
     AlignedWord,
@@ -66,7 +65,8 @@ from speechmill.transforms.core.alignment import (
     empty_alignment,
     finish,
 )
-from speechmill.transforms.core.ctc import align_words, place_words, tokenize_words
+from speechmill.core.align.ctc import align_words, place_words, tokenize_words
+from speechmill.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 One encoder pass per item; one beam search per item with
 `num_hypotheses = beam_size`; sampled top-ups replayed from the same encoder
-output (see `speechmill.transforms.core.nbest`). faster-whisper supplies the
+output (see `speechmill.core.asr.nbest`). faster-whisper supplies the
 feature extractor and tokenizer; decoding calls the CTranslate2 model directly.
 """
 
@@ -29,9 +29,7 @@ from speechmill.backends.asr import (
     DecodeOptions,
     FeatureTransform,
 )
-from speechmill.errors import ModelError
-from speechmill.text.normalize import Normalizer
-from speechmill.transforms.core.nbest import (
+from speechmill.core.asr.nbest import (
     BEAM,
     MASKED,
     SAMPLE,
@@ -44,6 +42,8 @@ from speechmill.transforms.core.nbest import (
     replay_sample,
     token_logprobs,
 )
+from speechmill.core.text.normalize import Normalizer
+from speechmill.errors import ModelError
 
 log = logging.getLogger(__name__)
 

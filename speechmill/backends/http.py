@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from speechmill import __version__
-from speechmill.net import HostPolicy, check_url, guarded
+from speechmill.backends.net import HostPolicy, check_url, guarded
 
 USER_AGENT = f"speechmill/{__version__} (+https://github.com/speechmill)"
 # The product token robots.txt `User-agent:` lines are matched against.

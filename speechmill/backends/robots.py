@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from speechmill.backends import http
+from speechmill.backends.net import HostPolicy
 from speechmill.backends.ytdlp import FetchError, classify
-from speechmill.net import HostPolicy
 from speechmill.schemas import Category
 
 __all__ = ["MAX_BYTES", "MAX_CRAWL_DELAY_S", "Robots", "origin_of"]

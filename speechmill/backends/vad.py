@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from speechmill.transforms.core.chunks import SAMPLE_RATE, Span, normalize_regions
+from speechmill.core.audio.chunks import SAMPLE_RATE, Span, normalize_regions
 
 WINDOW_S = 600.0
 

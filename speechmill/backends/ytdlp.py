@@ -7,7 +7,7 @@ Safety (see docs/crawl.md):
     titles and other remote text never reach a path;
   * a size cap and a wall-clock deadline are enforced *while* downloading (a progress
     hook), which also covers chunked or endless responses without Content-Length;
-  * host scope is enforced below yt-dlp by `speechmill.net.guarded` (every
+  * host scope is enforced below yt-dlp by `speechmill.backends.net.guarded` (every
     connection, redirects included).
 """
 
@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from speechmill.core.text.unicode import clean
 from speechmill.schemas import Category
-from speechmill.text.unicode import clean
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def base_options(
         "noplaylist": False,
         "color": {"stdout": "never", "stderr": "never"},
         # every request goes through yt-dlp's own HTTP stack in this thread, where
-        # speechmill.net.guarded sees it: no proxies from the environment, no
+        # speechmill.backends.net.guarded sees it: no proxies from the environment, no
         # external downloaders (ffmpeg/aria2c resolve hosts themselves), no
         # fragment thread pool
         "proxy": "",
@@ -336,7 +336,7 @@ def classify(error: BaseException) -> FetchError:
     Anything else is treated as transient (a later run may succeed) and is given
     up after `crawl.max_attempts` runs.
     """
-    from speechmill.net import BlockedHostError
+    from speechmill.backends.net import BlockedHostError
 
     cause: BaseException | None = error
     while cause is not None:

@@ -28,13 +28,13 @@ from apache_beam.ml.inference.base import PredictionResult, RunInference
 
 from speechmill.backends.asr import DecodeOptions
 from speechmill.config import Config
+from speechmill.core.text.metrics import cer
+from speechmill.core.text.normalize import get_normalizer
 from speechmill.errors import SpeechmillError
 from speechmill.faults import fault_point
 from speechmill.pipelines.corpus import commit_run, pipeline_options
 from speechmill.schemas import Category, Label
 from speechmill.store import Ledger, Marker, Store, connect, new_run_id
-from speechmill.text.metrics import cer
-from speechmill.text.normalize import get_normalizer
 from speechmill.transforms.common import REJECTS, Progress, reject
 from speechmill.transforms.refine import LoadSpanDoFn, RecordingInfo, attribution_from
 from speechmill.transforms.transcribe import (

@@ -24,20 +24,20 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 
-from speechmill.audio import read_span
 from speechmill.backends.tts import VoiceParams
 from speechmill.config import Config, SynthConfig, TextSource, VoiceSpec
+from speechmill.core.asr.nbest import derive_seed, uniform
+from speechmill.core.audio.io import read_span
+from speechmill.core.quality.pair_metrics import METRIC_COLUMNS, aggregate, row_metrics
+from speechmill.core.synth import synthplan
+from speechmill.core.synth.synthplan import VoiceOption
+from speechmill.core.text.normalize import get_normalizer
 from speechmill.errors import ConfigError
 from speechmill.faults import fault_point
 from speechmill.pipelines.corpus import commit_run, pipeline_options
 from speechmill.schemas.synth import AugParams, Pair, TtsParams
 from speechmill.store import Ledger, Marker, Store, connect, fs, new_run_id
-from speechmill.text.normalize import get_normalizer
 from speechmill.transforms.common import REJECTS
-from speechmill.transforms.core import synthplan
-from speechmill.transforms.core.nbest import derive_seed, uniform
-from speechmill.transforms.core.pair_metrics import METRIC_COLUMNS, aggregate, row_metrics
-from speechmill.transforms.core.synthplan import VoiceOption
 from speechmill.transforms.synth import (
     DedupeTextsDoFn,
     MaskingPlan,
@@ -142,7 +142,7 @@ def resolve_texts(texts: Sequence[TextSource], base_dir: str | None) -> list[Tex
 
 def check_noise_files(paths: Sequence[str], base_dir: str | None) -> list[str]:
     """Absolute paths of the user noise files, each decoded once so a bad one fails now."""
-    from speechmill.audio import AudioRejected, load_audio
+    from speechmill.core.audio.io import AudioRejected, load_audio
 
     base = base_dir or os.getcwd()
     out = []
@@ -497,11 +497,11 @@ def roundtrip_wer(
     store: Store, table: Any, *, per_voice: int, cfg: Config | None = None
 ) -> dict[str, dict[str, float]]:
     """Per voice: WER of 1-best (beam 5) decodes of the clean TTS audio of up to N pairs."""
-    from speechmill.audio import read_span
     from speechmill.backends.asr import AsrItem, DecodeOptions, decode_with_retry
-    from speechmill.text.metrics import word_counts
-    from speechmill.text.normalize import get_normalizer
-    from speechmill.transforms.core.pair_metrics import voice_label
+    from speechmill.core.audio.io import read_span
+    from speechmill.core.quality.pair_metrics import voice_label
+    from speechmill.core.text.metrics import word_counts
+    from speechmill.core.text.normalize import get_normalizer
 
     cfg = cfg or Config()
     picked: dict[str, list[dict[str, Any]]] = {}

@@ -9,8 +9,8 @@ import traceback
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from speechmill.core.text.unicode import clean, clean_opt
 from speechmill.schemas import Category, Reject
-from speechmill.text.unicode import clean, clean_opt
 
 REJECTS = "rejects"
 SOURCES = "sources"

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
-from speechmill.audio import AudioRejected, Transcoded, sha256_file, transcode_to_flac
 from speechmill.config import AudioConfig, CrawlConfig
+from speechmill.core.audio.chunks import local_path
+from speechmill.core.audio.io import AudioRejected, Transcoded, sha256_file, transcode_to_flac
+from speechmill.core.text.unicode import clean, clean_opt
 from speechmill.faults import fault_point
 from speechmill.schemas import Attribution, Category, Recording, SourceItem
 from speechmill.store import Store, fs
-from speechmill.text.unicode import clean, clean_opt
 from speechmill.transforms.common import SOURCES, internal_detail, reject
-from speechmill.transforms.core.chunks import local_path
 
 if TYPE_CHECKING:
     from speechmill.backends.ytdlp import Downloaded, FetchError
@@ -89,7 +89,7 @@ class _Fetcher:
     Consecutive requests to a host start at least the pacing interval apart (the
     source's `rate_limit_s`, raised to the host's robots.txt `Crawl-delay`),
     reserved under a lock so threads never overlap. Each thread enters the host
-    guard itself (`speechmill.net.guarded` is thread-local). Only the download runs
+    guard itself (`speechmill.backends.net.guarded` is thread-local). Only the download runs
     here; everything that emits rows runs on the DoFn's own thread.
     """
 
@@ -168,7 +168,7 @@ class _Fetcher:
 
     def _fetch(self, item: SourceItem, host: str) -> _Fetched:
         from speechmill.backends import ytdlp
-        from speechmill.net import HostPolicy, guarded
+        from speechmill.backends.net import HostPolicy, guarded
 
         crawl = self._crawl
         rate, cookies = self._pacing.get(item.source_name, (1.0, None))

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from speechmill.config import LocalSource
+from speechmill.core.audio.chunks import local_media_id, local_url
 from speechmill.schemas import Category, Reject, SourceItem
-from speechmill.transforms.core.chunks import local_media_id, local_url
 
 STAGE = "discover"
 _GLOB_CHARS = set("*?[")

@@ -7,7 +7,7 @@ elements, licence statements in a page's text), applies the source's policy and
 the hosts' robots.txt, and returns source items to fetch plus one reject per item
 it skips. Remote text is data only: it goes into table cells, never into paths,
 commands or SQL, and every remote string is made storable
-(`speechmill.text.unicode.clean`: lone surrogates and noncharacters become U+FFFD)
+(`speechmill.core.text.unicode.clean`: lone surrogates and noncharacters become U+FFFD)
 where the item or reject is built.
 """
 
@@ -23,19 +23,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from speechmill.backends import http, ytdlp
+from speechmill.backends.net import HostPolicy, guarded
 from speechmill.backends.robots import Robots
 from speechmill.config import CrawlConfig, ListSource, RssSource, YtdlpSource
-from speechmill.net import HostPolicy, guarded
-from speechmill.schemas import Category, Reject, SourceItem
-from speechmill.text.unicode import clean, clean_all, clean_opt
-from speechmill.transforms.core.feeds import FeedError, parse_feed
-from speechmill.transforms.core.licenses import (
+from speechmill.core.crawl.feeds import FeedError, parse_feed
+from speechmill.core.crawl.licenses import (
     UNKNOWN,
     normalize_license,
     resolve,
     scan_html,
 )
-from speechmill.transforms.core.policy import Decision, Policy, decide, parse_day
+from speechmill.core.crawl.policy import Decision, Policy, decide, parse_day
+from speechmill.core.text.unicode import clean, clean_all, clean_opt
+from speechmill.schemas import Category, Reject, SourceItem
 
 log = logging.getLogger(__name__)
 STAGE = "discover"

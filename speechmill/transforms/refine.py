@@ -16,15 +16,15 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from speechmill.audio import read_span
 from speechmill.config import AlignConfig, FiltersConfig
+from speechmill.core.align.alignment import AlignedWord, Alignment
+from speechmill.core.align.resegment import resegment
+from speechmill.core.audio.io import read_span
+from speechmill.core.text.metrics import compression_ratio
+from speechmill.core.text.normalize import get_normalizer
 from speechmill.faults import fault_point
 from speechmill.schemas import Attribution, Category, Label, Utterance, Word
-from speechmill.text.metrics import compression_ratio
-from speechmill.text.normalize import get_normalizer
 from speechmill.transforms.common import HYPOTHESES, Progress, internal_detail, reject
-from speechmill.transforms.core.alignment import AlignedWord, Alignment
-from speechmill.transforms.core.resegment import resegment
 from speechmill.transforms.transcribe import nbest_row
 
 SR = 16000
@@ -390,7 +390,7 @@ class FilterDoFn(beam.DoFn):
 
     def process(self, element: tuple[str, Iterable[Utterance]]) -> Iterator[Any]:
         fault_point("filter")
-        from speechmill.transforms.core.filters import apply
+        from speechmill.core.quality.filters import apply
 
         _source, group = element
         utts = sorted(group, key=lambda u: u.utterance_id)

@@ -22,20 +22,21 @@ import numpy.typing as npt
 import soundfile as sf
 from apache_beam.ml.inference.base import PredictionResult
 
-from speechmill.audio import resample
 from speechmill.backends.asr import SAMPLE_RATE, AsrOutput, DecodeOptions, FeatureTransform
 from speechmill.backends.tts import TtsBackend, VoiceParams
 from speechmill.config import SynthConfig, TextSource
+from speechmill.core.asr.nbest import derive_seed
+from speechmill.core.audio import augment
+from speechmill.core.audio.io import resample
+from speechmill.core.quality.pair_metrics import row_metrics
+from speechmill.core.synth import synthplan
+from speechmill.core.text.normalize import get_normalizer
+from speechmill.core.text.textprep import Prepared, Problem, prepare
 from speechmill.faults import fault_point
 from speechmill.schemas import Category
 from speechmill.schemas.synth import AugParams, Pair, TtsParams
 from speechmill.store import Store, fs
-from speechmill.text.normalize import get_normalizer
 from speechmill.transforms.common import Progress, internal_detail, reject
-from speechmill.transforms.core import augment, synthplan
-from speechmill.transforms.core.nbest import derive_seed
-from speechmill.transforms.core.pair_metrics import row_metrics
-from speechmill.transforms.core.textprep import Prepared, Problem, prepare
 from speechmill.transforms.texts import RawText, read_texts
 
 log = logging.getLogger(__name__)
@@ -321,7 +322,7 @@ class SynthesizeDoFn(beam.DoFn):
 
     def _noise_file(self, path: str) -> npt.NDArray[np.float32]:
         if path not in self._files:
-            from speechmill.audio import load_audio
+            from speechmill.core.audio.io import load_audio
 
             self._files[path] = load_audio(path)
         return self._files[path]

@@ -36,10 +36,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from speechmill.config import TextSource
+from speechmill.core.text.textprep import Problem
 from speechmill.errors import ConfigError, StoreError
 from speechmill.schemas.rejects import Category
 from speechmill.store import Marker, Store, connect, fs
-from speechmill.transforms.core.textprep import Problem
 
 PARQUET_BATCH_ROWS = 1024
 CORPUS_FETCH_ROWS = 1024

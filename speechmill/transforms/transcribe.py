@@ -12,7 +12,6 @@ import numpy as np
 import numpy.typing as npt
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from speechmill.audio import read_span
 from speechmill.backends.asr import (
     AsrBackend,
     AsrItem,
@@ -22,12 +21,13 @@ from speechmill.backends.asr import (
     decode_with_retry,
 )
 from speechmill.config import AsrConfig
+from speechmill.core.audio.io import read_span
+from speechmill.core.elements import ChunkRef
+from speechmill.core.text.metrics import compression_ratio
+from speechmill.core.text.normalize import get_normalizer
 from speechmill.faults import fault_point
 from speechmill.schemas import Category, NBestList, Segment
-from speechmill.text.metrics import compression_ratio
-from speechmill.text.normalize import get_normalizer
 from speechmill.transforms.common import HYPOTHESES, Progress, internal_detail, reject
-from speechmill.transforms.core.elements import ChunkRef
 
 STAGE = "transcribe"
 

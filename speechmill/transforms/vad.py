@@ -9,15 +9,15 @@ import apache_beam as beam
 import numpy as np
 import numpy.typing as npt
 
-from speechmill.audio import read_span
 from speechmill.backends.vad import Detector, silero_detector, windowed_regions
 from speechmill.config import AudioConfig, VadConfig
+from speechmill.core.audio.chunks import SAMPLE_RATE, plan_chunks, segment_id
+from speechmill.core.audio.io import read_span
+from speechmill.core.elements import ChunkRef
 from speechmill.faults import fault_point
 from speechmill.schemas import Category, Recording
 from speechmill.store import Store
 from speechmill.transforms.common import internal_detail, reject
-from speechmill.transforms.core.chunks import SAMPLE_RATE, plan_chunks, segment_id
-from speechmill.transforms.core.elements import ChunkRef
 
 STAGE = "vad"
 

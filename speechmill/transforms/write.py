@@ -30,11 +30,11 @@ import pyarrow.parquet as pq
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from speechmill.core.text.unicode import clean
 from speechmill.faults import fault_point
 from speechmill.schemas import TABLES, Category, Reject
 from speechmill.schemas.base import BadRow
 from speechmill.store import DataFile, Store, fs
-from speechmill.text.unicode import clean
 from speechmill.transforms.common import REJECTS, make_reject
 
 STAGE = "write"

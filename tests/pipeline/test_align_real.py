@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from speechmill.backends.align import WhisperAligner
+from speechmill.core.align.alignment import Alignment
+from speechmill.core.align.resegment import resegment
 from speechmill.demo import demo_sentences
-from speechmill.transforms.core.alignment import Alignment
-from speechmill.transforms.core.resegment import resegment
 from tests.audio_fixtures import SENTENCES, piper_speech, resample
 
 pytestmark = pytest.mark.model

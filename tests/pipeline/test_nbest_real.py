@@ -10,8 +10,8 @@ import pytest
 
 from speechmill.backends.asr import AsrItem, DecodeOptions, decode_with_retry
 from speechmill.backends.faster_whisper import FasterWhisperBackend
+from speechmill.core.text.normalize import get_normalizer
 from speechmill.pipelines.corpus import run_corpus
-from speechmill.text.normalize import get_normalizer
 from tests.audio_fixtures import SENTENCES, piper_speech, resample, write_wav
 from tests.conftest import make_config
 from tests.pipeline.helpers import rows
@@ -89,7 +89,7 @@ def test_beam_and_sample_scores_are_comparable(backend, clips):
     # rescore the beam's best with a teacher-forced decode, as the sampler scores
     import ctranslate2
 
-    from speechmill.transforms.core.nbest import log_softmax
+    from speechmill.core.asr.nbest import log_softmax
 
     enc = backend._encode([backend.features(clips[0])], 3000)
     tk = backend._tokenizer("en")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from speechmill.core.text.metrics import corpus_counts
+from speechmill.core.text.normalize import get_normalizer
 from speechmill.pipelines.corpus import run_corpus
-from speechmill.text.metrics import corpus_counts
-from speechmill.text.normalize import get_normalizer
 from tests.audio_fixtures import SENTENCES, piper_speech, write_wav
 from tests.conftest import make_config
 from tests.pipeline.helpers import check_accounting, rows

@@ -7,9 +7,9 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from speechmill.config import AudioConfig, VadConfig
+from speechmill.core.audio.chunks import local_media_id
 from speechmill.schemas import SourceItem
 from speechmill.transforms.common import REJECTS, SOURCES
-from speechmill.transforms.core.chunks import local_media_id
 from speechmill.transforms.decode import AcquireDoFn
 from speechmill.transforms.vad import DetectSpeechDoFn
 from tests.audio_fixtures import speech_clip, write_wav

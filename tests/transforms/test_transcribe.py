@@ -6,9 +6,9 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from speechmill.backends.asr import AsrItem, DecodeOptions, decode_with_retry
+from speechmill.core.elements import ChunkRef
+from speechmill.core.text.normalize import get_normalizer
 from speechmill.schemas import Attribution
-from speechmill.text.normalize import get_normalizer
-from speechmill.transforms.core.elements import ChunkRef
 from speechmill.transforms.transcribe import AsrModelHandler, Transcribe
 from tests.audio_fixtures import write_wav
 from tests.fakes import FakeBackend, FakeFactory

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from speechmill.transforms.core.alignment import (
+from speechmill.core.align.alignment import (
     AlignedWord,
     Alignment,
     TokenWord,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechmill.audio import AudioRejected, load_audio, resample
+from speechmill.core.audio.io import AudioRejected, load_audio, resample
 
 
 def test_resample_keeps_duration_and_pitch() -> None:

@@ -8,8 +8,8 @@ import pytest
 
 from speechmill.backends.codec import CodecError, codec_roundtrip
 from speechmill.config import AugmentConfig, Range
+from speechmill.core.audio import augment as A
 from speechmill.schemas.synth import AugParams
-from speechmill.transforms.core import augment as A
 
 SR = 16000
 

@@ -5,7 +5,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speechmill.transforms.core.chunks import (
+from speechmill.core.audio.chunks import (
     Span,
     local_media_id,
     normalize_regions,

@@ -4,11 +4,11 @@ import datetime as dt
 
 import pytest
 
+from speechmill.backends.net import BlockedHostError
 from speechmill.backends.ytdlp import FetchError, classify, media_id_for
 from speechmill.cli import safe_text
-from speechmill.net import BlockedHostError
+from speechmill.core.crawl.policy import Policy, decide, parse_day
 from speechmill.schemas import Category
-from speechmill.transforms.core.policy import Policy, decide, parse_day
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from speechmill.transforms.core.alignment import AlignedWord, Alignment
-from speechmill.transforms.core.ctc import (
+from speechmill.core.align.alignment import AlignedWord, Alignment
+from speechmill.core.align.ctc import (
     TokenSpan,
     align_words,
     attach_punctuation,

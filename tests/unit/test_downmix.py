@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechmill.audio import read_span, transcode_to_flac
+from speechmill.core.audio.io import read_span, transcode_to_flac
 
 
 def _tone(seconds: float = 1.0, sr: int = 44100) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speechmill.transforms.core.feeds import (
+from speechmill.core.crawl.feeds import (
     Feed,
     FeedEntry,
     FeedError,

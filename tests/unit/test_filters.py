@@ -10,10 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from speechmill.config import FiltersConfig
-from speechmill.errors import ConfigError
-from speechmill.schemas import Attribution, Utterance, Word
-from speechmill.transforms.core import filters as F
-from speechmill.transforms.core.filters import (
+from speechmill.core.quality import filters as F
+from speechmill.core.quality.filters import (
     FILTERS,
     KEEP,
     SourceStats,
@@ -27,6 +25,8 @@ from speechmill.transforms.core.filters import (
     speech_rate,
     text_language,
 )
+from speechmill.errors import ConfigError
+from speechmill.schemas import Attribution, Utterance, Word
 
 EN = "The train was late again, so we walked to the office together."
 DE = "Der Zug hatte heute wieder Verspätung, also sind wir zusammen zu Fuß ins Büro gegangen."

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speechmill.transforms.core import licenses
-from speechmill.transforms.core.licenses import (
+from speechmill.core.crawl import licenses
+from speechmill.core.crawl.licenses import (
     ALL_RIGHTS_RESERVED,
     FAMILIES,
     UNKNOWN,

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from speechmill.text.metrics import cer, compression_ratio, corpus_counts, wer, word_counts
-from speechmill.text.normalize import get_normalizer
+from speechmill.core.text.metrics import cer, compression_ratio, corpus_counts, wer, word_counts
+from speechmill.core.text.normalize import get_normalizer
 
 words = st.lists(st.sampled_from(["a", "b", "c", "dog", "cat", "the"]), min_size=1, max_size=12)
 

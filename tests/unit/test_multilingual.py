@@ -23,8 +23,8 @@ from speechmill.backends.asr import (
     decode_with_retry,
 )
 from speechmill.backends.faster_whisper import FasterWhisperBackend, context_frames
-from speechmill.text.normalize import get_normalizer
-from speechmill.transforms.core.nbest import BEAM, SAMPLE
+from speechmill.core.asr.nbest import BEAM, SAMPLE
+from speechmill.core.text.normalize import get_normalizer
 from tests.multilingual_model import (
     OPENAI_WHISPER_PIP,
     VOCAB_SIZE,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speechmill.transforms.core.nbest import (
+from speechmill.core.asr.nbest import (
     BEAM,
     SAMPLE,
     Budget,

@@ -1,4 +1,4 @@
-"""speechmill.net (host scope guard) and tests/http_server.py (local test site).
+"""speechmill.backends.net (host scope guard) and tests/http_server.py (local test site).
 
 Everything here is offline: an autouse tripwire fails any socket connect to an
 address other than 127.0.0.1, so the metadata-address tests prove the guard
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from speechmill.net import (
+from speechmill.backends.net import (
     BlockedHostError,
     HostPolicy,
     UnsupportedUrlError,

@@ -6,7 +6,7 @@ import math
 import jiwer
 import pytest
 
-from speechmill.transforms.core.pair_metrics import (
+from speechmill.core.quality.pair_metrics import (
     GROUP_KEYS,
     RowMetrics,
     aggregate,

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from speechmill.transforms.core.alignment import AlignedWord
-from speechmill.transforms.core.resegment import HARD_PAUSE_S, Cut, is_sentence_end, resegment
+from speechmill.core.align.alignment import AlignedWord
+from speechmill.core.align.resegment import HARD_PAUSE_S, Cut, is_sentence_end, resegment
 
 
 def sentence_words(specs, start=0.0, word_s=0.4):

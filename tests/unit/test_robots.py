@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from speechmill.backends.net import HostPolicy
 from speechmill.backends.robots import MAX_CRAWL_DELAY_S, Robots, origin_of
-from speechmill.net import HostPolicy
 from speechmill.schemas import Category
 from tests import http_server
 from tests.http_server import Site, refused_url

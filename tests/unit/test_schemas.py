@@ -6,6 +6,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from speechmill.schema_docs import render
 from speechmill.schemas import (
     SCHEMA_NOTES,
     SCHEMA_VERSION,
@@ -16,7 +17,6 @@ from speechmill.schemas import (
     spec_of,
 )
 from speechmill.schemas.base import col, table
-from speechmill.schemas.docs import render
 
 DOC = Path(__file__).parents[2] / "docs" / "schema.md"
 

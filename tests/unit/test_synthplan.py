@@ -7,8 +7,8 @@ import collections
 import numpy as np
 import pytest
 
+from speechmill.core.synth import synthplan
 from speechmill.schemas.synth import AugParams, TtsParams
-from speechmill.transforms.core import synthplan
 
 
 def test_text_id_and_split_depend_only_on_the_reference() -> None:

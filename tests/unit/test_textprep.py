@@ -11,9 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from speechmill.config import SynthConfig
-from speechmill.schemas import Category
-from speechmill.text.normalize import get_normalizer
-from speechmill.transforms.core.textprep import (
+from speechmill.core.text.normalize import get_normalizer
+from speechmill.core.text.textprep import (
     Prepared,
     Problem,
     check_text,
@@ -25,6 +24,7 @@ from speechmill.transforms.core.textprep import (
     split_sentences,
     year_to_words,
 )
+from speechmill.schemas import Category
 
 LIMITS = {"min_chars": 8, "max_chars": 400, "min_words": 2, "max_words": 60, "language": "en"}
 

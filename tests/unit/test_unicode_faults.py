@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from speechmill import faults
-from speechmill.text.unicode import clean, problem, safe_repr
+from speechmill.core.text.unicode import clean, problem, safe_repr
 
 
 def test_problem_names_surrogates_and_noncharacters() -> None:

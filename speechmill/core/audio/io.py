@@ -78,11 +78,11 @@ def _layout_name(cc: Any) -> tuple[int, str | None]:
 
 def channel_planes(frame: Any) -> npt.NDArray[np.float64]:
     """A decoded frame as float64 of shape (channels, samples), zero-centred."""
-    arr = frame.to_ndarray()
+    arr: npt.NDArray[Any] = frame.to_ndarray()
     channels = len(frame.layout.channels)
     if not frame.format.is_planar:
         arr = arr.reshape(-1, channels).T
-    out = arr.astype(np.float64)
+    out: npt.NDArray[np.float64] = arr.astype(np.float64)
     if arr.dtype == np.uint8:
         out -= 128.0
     return out

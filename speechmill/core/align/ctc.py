@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from speechmill.transforms.core.alignment import AlignedWord, Alignment, finish, has_content
+from speechmill.core.align.alignment import AlignedWord, Alignment, finish, has_content
 
 __all__ = [
     "TokenSpan",

@@ -32,9 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from speechmill.core.quality.filters import char_script, language_script, word_count
+from speechmill.core.text import unicode as uni
 from speechmill.schemas.rejects import Category
-from speechmill.text import unicode as uni
-from speechmill.transforms.core.filters import char_script, language_script, word_count
 
 # --------------------------------------------------------------------------- results
 

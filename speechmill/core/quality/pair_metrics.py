@@ -1,6 +1,6 @@
 """Quality metrics of `pairs` rows: per-row WER/oracle, grouped corpus metrics, a table.
 
-All error counting goes through `speechmill.text.metrics` (whitespace-split words,
+All error counting goes through `speechmill.core.text.metrics` (whitespace-split words,
 characters with whitespace runs collapsed). Rows are plain mappings as DuckDB or
 `pyarrow.Table.to_pylist()` return them (`tts` and `aug` are dicts or None); only
 the columns in `METRIC_COLUMNS` are read.
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from speechmill.text.metrics import ErrorCounts, char_counts, word_counts
+from speechmill.core.text.metrics import ErrorCounts, char_counts, word_counts
 
 GROUP_KEYS: tuple[str, ...] = ("split", "voice", "aug", "snr", "source", "is_synthetic")
 """Dimensions `aggregate` can group by."""

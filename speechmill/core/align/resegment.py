@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from speechmill.transforms.core.alignment import AlignedWord
+from speechmill.core.align.alignment import AlignedWord
 
 HARD_PAUSE_S = 2.0
 SENTENCE_ENDS = ".?!\u2026\u3002\uff1f\uff01\u061f\u0964"  # ... and the CJK full stop,

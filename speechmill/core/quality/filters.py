@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from speechmill.config import FiltersConfig
+from speechmill.core.text.metrics import cer
+from speechmill.core.text.normalize import Normalizer, get_normalizer
 from speechmill.errors import ConfigError
 from speechmill.schemas import Utterance
-from speechmill.text.metrics import cer
-from speechmill.text.normalize import Normalizer, get_normalizer
 
 FILTERS: tuple[str, ...] = (
     "duration",

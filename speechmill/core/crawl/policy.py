@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from speechmill.core.crawl.licenses import policy_decision
 from speechmill.schemas import Category
-from speechmill.transforms.core.licenses import policy_decision
 
 POLICY_CATEGORIES = frozenset(
     {

@@ -33,8 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from speechmill.config import AugmentConfig
+from speechmill.core.asr.nbest import derive_seed
 from speechmill.schemas.synth import AugParams
-from speechmill.transforms.core.nbest import derive_seed
 
 Audio = npt.NDArray[np.float32]
 # A transform of log-mel features (n_mels, frames) -> same shape; the same type as

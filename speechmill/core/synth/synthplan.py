@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from speechmill.core.asr.nbest import derive_seed, uniform
 from speechmill.schemas.synth import AugParams, TtsParams
-from speechmill.transforms.core.nbest import derive_seed, uniform
 
 SUBSTITUTION_ALPHABET = "abcdefghijklmnopqrstuvwxyz'"
 

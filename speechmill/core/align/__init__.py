@@ -1,0 +1,1 @@
+"""Alignment: word timings, the CTC Viterbi, resegmentation."""

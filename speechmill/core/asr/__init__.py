@@ -1,0 +1,1 @@
+"""ASR: N-best assembly, de-duplication, top-up policy, decode options."""

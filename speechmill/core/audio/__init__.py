@@ -1,0 +1,1 @@
+"""Audio: decoding to 16 kHz FLAC, spans and ids, augmentation."""

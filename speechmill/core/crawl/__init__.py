@@ -1,0 +1,1 @@
+"""Crawling: feeds, licence marks, policy, fetch retries and pacing."""

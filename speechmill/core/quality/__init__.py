@@ -1,0 +1,1 @@
+"""Quality: the filter suite, the relabelling gate, pair metrics."""

@@ -1,0 +1,1 @@
+"""Synthesis: plans (ids, splits, voices, augmentation parameters), real-pair selection."""

@@ -1,0 +1,1 @@
+"""Text: normalisers, error rates, Unicode checks, preparation for TTS."""

@@ -1,1 +1,0 @@
-"""Text utilities: normalisers and error-rate metrics (pure functions)."""

@@ -1,1 +1,0 @@
-"""Pure cores of the stages: plain functions over records, unit-tested without Beam."""
