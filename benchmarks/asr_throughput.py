@@ -29,16 +29,16 @@ from pathlib import Path
 
 import soundfile as sf
 
-from speechmill.backends.asr import AsrItem, decode_with_retry
+from speechmill.backends.asr import decode_with_retry
 from speechmill.backends.faster_whisper import FasterWhisperBackend
 from speechmill.backends.tts import PiperTts, VoiceParams
+from speechmill.core.asr.decoding import AsrItem, DecodeOptions
 from speechmill.core.audio.io import read_span
 from speechmill.core.text.metrics import corpus_counts
 from speechmill.core.text.normalize import get_normalizer
 from speechmill.demo import DemoFile, demo_config, demo_sentences, prepare_audio
 from speechmill.pipelines.corpus import run_corpus
 from speechmill.store import Store, connect
-from speechmill.transforms.transcribe import decode_options
 
 
 def short_audio(out: Path, n: int) -> list[DemoFile]:
@@ -114,7 +114,7 @@ def regime(name: str, work: Path, made: list[DemoFile], backend) -> dict[str, fl
         "SELECT count(*) FILTER (WHERE list_contains(method, 'sample')) FROM hypotheses"
     ).fetchone()[0]
 
-    nbest = decode_options(cfg.asr)
+    nbest = DecodeOptions.from_config(cfg.asr)
     batch = cfg.asr.batch_size
     outs, bare_s = bare_loop(backend, items, nbest, norm, batch)
     one, one_s = bare_loop(

@@ -39,11 +39,12 @@ import apache_beam as beam
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from speechmill.config import Config, load_config
-from speechmill.pipelines.corpus import pipeline_options, plan
+from speechmill.pipelines.corpus import plan
+from speechmill.pipelines.runs import pipeline_options
 from speechmill.schemas import Reject, SourceItem
 from speechmill.store import Store, new_run_id
 from speechmill.transforms.common import REJECTS, SOURCES
-from speechmill.transforms.decode import AcquireDoFn
+from speechmill.transforms.fetch import AcquireDoFn
 from tests.crawl_site import stall_site
 from tests.http_server import Site
 

@@ -30,9 +30,10 @@ import time
 import numpy as np
 
 from speechmill.backends.align import WhisperAligner
-from speechmill.backends.asr import AsrItem, DecodeOptions, decode_with_retry
+from speechmill.backends.asr import decode_with_retry
 from speechmill.backends.tts import EspeakTts, PiperTts, VoiceParams
 from speechmill.config import FiltersConfig
+from speechmill.core.asr.decoding import AsrItem, DecodeOptions
 from speechmill.core.quality.filters import apply
 from speechmill.core.text.metrics import compression_ratio, corpus_counts
 from speechmill.core.text.normalize import get_normalizer

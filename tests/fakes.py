@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from speechmill.backends.asr import AsrItem, AsrOutput, DecodeOptions
+from speechmill.core.asr.decoding import AsrItem, AsrOutput, DecodeOptions
 from speechmill.core.asr.nbest import BEAM, Candidate, assemble
 from speechmill.core.text.normalize import Normalizer
 

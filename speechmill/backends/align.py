@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from speechmill.backends.asr import SAMPLE_RATE
 from speechmill.backends.faster_whisper import BUNDLED, MAX_FRAMES
 from speechmill.core.align.alignment import (
     MARGIN_S,
@@ -32,6 +31,7 @@ from speechmill.core.align.alignment import (
     to_input_words,
     token_word_timings,
 )
+from speechmill.core.audio.chunks import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from speechmill.backends.faster_whisper import FasterWhisperBackend

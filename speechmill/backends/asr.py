@@ -3,66 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
-
-from speechmill.core.asr.nbest import NBest
+from speechmill.core.asr.decoding import AsrItem, AsrOutput, DecodeOptions, FeatureTransform
 from speechmill.core.text.normalize import Normalizer
 
 log = logging.getLogger(__name__)
-
-SAMPLE_RATE = 16000
-
-# A transform of log-mel features (n_mels, frames) -> same shape, e.g. frequency masking.
-FeatureTransform = Callable[[npt.NDArray[np.float32], str], npt.NDArray[np.float32]]
-
-
-@dataclass(frozen=True)
-class AsrItem:
-    """One piece of audio to decode: float32 mono at 16 kHz, with a language hint."""
-
-    item_id: str
-    audio: npt.NDArray[np.float32]
-    language: str | None = None
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    beam_size: int = 20
-    n_best: int = 5
-    top_up: bool = True
-    temperatures: tuple[float, ...] = (1.0, 1.3)
-    sample_budget: int = 8
-    sample_max_tokens: int = 64
-    topk: int = 0
-    max_new_tokens: int = 224
-    min_context_s: float = 30.0
-    token_logprobs: bool = False  # rescore each hypothesis token by token (one forced decode)
-
-    def describe(self) -> str:
-        extra = ",token_lp" if self.token_logprobs else ""
-        return (
-            f"beam={self.beam_size},n={self.n_best},top_up={self.top_up},"
-            f"T={','.join(map(str, self.temperatures))},topk={self.topk},"
-            f"budget={self.sample_budget},max_tokens_topup={self.sample_max_tokens},"
-            f"max_tokens={self.max_new_tokens},ctx={self.min_context_s}{extra}"
-        )
-
-
-@dataclass(frozen=True)
-class AsrOutput:
-    """What the backend returns per item: the N-best list, or an error."""
-
-    item_id: str
-    nbest: NBest | None
-    language: str
-    language_prob: float | None
-    no_speech_prob: float
-    error: str | None = None
 
 
 class AsrBackend(Protocol):

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from speechmill.backends.asr import (
-    SAMPLE_RATE,
+from speechmill.core.asr.decoding import (
     AsrItem,
     AsrOutput,
     DecodeOptions,
     FeatureTransform,
+    wants_top_up,
 )
 from speechmill.core.asr.nbest import (
     BEAM,
@@ -42,6 +42,7 @@ from speechmill.core.asr.nbest import (
     replay_sample,
     token_logprobs,
 )
+from speechmill.core.audio.chunks import SAMPLE_RATE
 from speechmill.core.text.normalize import Normalizer
 from speechmill.errors import ModelError
 
@@ -267,8 +268,7 @@ class FasterWhisperBackend:
                 for score, ids in zip(res.scores, res.sequences_ids, strict=True)
             ]
             sampler = None
-            longest_beam = max((len(c.tokens) for c in beam), default=0)
-            if options.top_up and longest_beam <= options.sample_max_tokens:
+            if wants_top_up(beam, options):
                 sampler = self._sampler(enc[i : i + 1], prompts[i], tk, item.item_id, options)
             nbest = assemble(
                 beam,

@@ -38,7 +38,7 @@ Limits (what the guard does not cover):
 * Other threads. Activation is thread-local: work handed to another thread
   is unguarded unless that thread enters ``guarded(policy)`` itself (see
   :func:`current_policy`); the fetch stage's download pool
-  (``speechmill.transforms.decode``) does so in every thread, around each
+  (``speechmill.transforms.fetch``) does so in every thread, around each
   download. yt-dlp downloads HLS/DASH fragments in a thread
   pool when ``concurrent_fragment_downloads`` > 1, and asyncio's
   ``loop.getaddrinfo`` resolves in an executor thread; keep

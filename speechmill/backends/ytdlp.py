@@ -23,20 +23,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from speechmill.core.text.unicode import clean
-from speechmill.schemas import Category
+from speechmill.schemas import Category, Dropped
 
 log = logging.getLogger(__name__)
 
 
-class FetchError(Exception):
-    """A failed fetch with its reject category and whether a later run may retry."""
+class FetchError(Dropped):
+    """A failed fetch: its `Drop` (category, reason, and whether a later run may retry)."""
 
-    def __init__(self, category: Category, reason: str, retryable: bool, detail: str = "") -> None:
-        super().__init__(reason)
-        self.category = category
-        self.reason = reason
-        self.retryable = retryable
-        self.detail = detail
+    def __init__(
+        self, category: Category, reason: str, retryable: bool, detail: str | None = None
+    ) -> None:
+        super().__init__(category, reason, detail or None, retryable)
 
 
 class _Quiet:

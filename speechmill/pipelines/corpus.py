@@ -8,33 +8,33 @@ pipeline writing into the run's own directories, then commit the marker.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 
-from speechmill import __version__
 from speechmill.backends.robots import Robots
 from speechmill.config import Config, LocalSource, RssSource
+from speechmill.core.asr.decoding import DecodeOptions
+from speechmill.core.crawl.policy import give_up
 from speechmill.faults import fault_point
-from speechmill.schemas import Reject, SourceItem
-from speechmill.store import Ledger, Marker, RunHandle, Store, new_run_id
+from speechmill.pipelines.runs import execute, show_progress
+from speechmill.schemas import Category, Drop, Reject, SourceItem
+from speechmill.store import Ledger, Marker, Store, new_run_id
 from speechmill.store.store import utcnow
-from speechmill.transforms.common import HYPOTHESES, REJECTS, SOURCES
-from speechmill.transforms.decode import AcquireDoFn, DedupeRecordings
-from speechmill.transforms.discover import discover_local
-from speechmill.transforms.transcribe import (
+from speechmill.transforms.asr import (
     AsrModelHandler,
     BackendFactory,
     FasterWhisperFactory,
-    Transcribe,
-    decode_options,
     decoder_id,
 )
+from speechmill.transforms.common import HYPOTHESES, REJECTS, SOURCES
+from speechmill.transforms.discover import discover_local
+from speechmill.transforms.fetch import AcquireDoFn, DedupeRecordings
+from speechmill.transforms.transcribe import Transcribe
 from speechmill.transforms.vad import DetectSpeechDoFn
 from speechmill.transforms.write import WriteTables
 
@@ -86,14 +86,10 @@ class RunResult:
 
 
 def _give_up(r: Reject, ledger: Ledger, max_attempts: int) -> Reject:
+    """A discovery reject after `core.crawl.policy.give_up` (the fetch stage's rule too)."""
     tries = ledger.attempts.get(r.item_id, 0) + 1
-    if r.retryable and tries >= max_attempts:
-        return dataclasses.replace(
-            r,
-            retryable=False,
-            reason=f"{r.reason} (gave up after {tries} runs; crawl.max_attempts)",
-        )
-    return r
+    d = give_up(Drop(Category(r.category), r.reason, r.detail, r.retryable), tries, max_attempts)
+    return dataclasses.replace(r, reason=d.reason, retryable=d.retryable)
 
 
 def plan(cfg: Config, store: Store, run_id: str, base_dir: str | None = None) -> Plan:
@@ -160,38 +156,6 @@ def plan(cfg: Config, store: Store, run_id: str, base_dir: str | None = None) ->
     return out
 
 
-def pipeline_options(cfg: Config, beam_args: Sequence[str] = ()) -> PipelineOptions:
-    opts: dict[str, object] = {
-        "runner": cfg.runner.name,
-        "direct_num_workers": cfg.runner.direct_num_workers,
-        "direct_running_mode": cfg.runner.direct_running_mode,
-        **cfg.runner.options,
-    }
-    return PipelineOptions(list(beam_args), **opts)
-
-
-def commit_run(
-    store: Store,
-    handle: RunHandle,
-    cfg: Config,
-    *,
-    model_hashes: Mapping[str, str],
-    parent_runs: Sequence[str],
-    extra: Mapping[str, object],
-) -> Marker:
-    """Commit a pipeline's run with what every marker records (config, code, models)."""
-    return store.commit(
-        handle,
-        config=cfg.model_dump(mode="json"),
-        config_hash=cfg.config_hash(),
-        code_version=__version__,
-        model_hashes=dict(model_hashes),
-        parent_runs=list(parent_runs),
-        runner=cfg.runner.name,
-        extra=dict(extra),
-    )
-
-
 def build_corpus(
     p: beam.Pipeline,
     *,
@@ -209,7 +173,7 @@ def build_corpus(
     host_delays: Mapping[str, float] | None = None,
 ) -> None:
     """Wire the corpus stages and the table writes into a pipeline."""
-    options = decode_options(cfg.asr)
+    options = DecodeOptions.from_config(cfg.asr)
     decoder = decoder_id(model_hash, options, cfg.asr.normalizer)
     handler = AsrModelHandler(
         factory,
@@ -317,11 +281,8 @@ def _run(
     if not work.todo and not work.rejects:
         return result
     model_hash = factory.fingerprint()
-    if progress is None:
-        progress = cfg.runner.name == "DirectRunner"
+    progress = show_progress(cfg, progress)
     parts = _parts(work.todo, cfg.runner.commit_every)
-    # a run builds on the latest committed run its ledger read, then on its own parts
-    parent: list[str] = list(Ledger.load(store).run_ids[-1:])
     for i, part in enumerate(parts):
         run_id = base_run if len(parts) == 1 else f"{base_run}-p{i + 1:03d}"
         part_items = [dataclasses.replace(it, run_id=run_id) for it in part]
@@ -329,33 +290,26 @@ def _run(
         pre_sources = (
             [dataclasses.replace(x, run_id=run_id) for x in work.rejected] if i == 0 else []
         )
-        handle = store.begin(pipeline, run_id)
-        try:
-            committed = Ledger.load(store).recordings
-            with beam.Pipeline(options=pipeline_options(cfg, beam_args)) as p:
-                build_corpus(
-                    p,
-                    items=part_items,
-                    pre_rejects=pre,
-                    pre_sources=pre_sources,
-                    attempts=work.attempts,
-                    cfg=cfg,
-                    store=store,
-                    run_id=run_id,
-                    committed_recordings=committed,
-                    factory=factory,
-                    model_hash=model_hash,
-                    progress=progress,
-                    host_delays=work.host_delays,
-                )
-            if progress and sys.stderr.isatty():
-                sys.stderr.write("\n")
-            marker = commit_run(
-                store,
-                handle,
-                cfg,
+        # a run builds on the latest committed run, a part on the part before it
+        with store.run(pipeline, cfg, run_id=run_id) as run:
+            build = functools.partial(
+                build_corpus,
+                items=part_items,
+                pre_rejects=pre,
+                pre_sources=pre_sources,
+                attempts=work.attempts,
+                cfg=cfg,
+                store=store,
+                run_id=run.run_id,
+                committed_recordings=Ledger.load(store).recordings,
+                factory=factory,
+                model_hash=model_hash,
+                progress=progress,
+                host_delays=work.host_delays,
+            )
+            execute(cfg, beam_args, build, progress=progress)
+            marker = run.commit(
                 model_hashes={factory.model_id: model_hash},
-                parent_runs=parent,
                 extra={
                     "part": i + 1,
                     "parts": len(parts),
@@ -363,9 +317,6 @@ def _run(
                     "watermarks": work.watermarks if i == len(parts) - 1 else {},
                 },
             )
-        finally:
-            store.end(handle)
         result.markers.append(marker)
-        parent = [run_id]
         fault_point("part.done")
     return result

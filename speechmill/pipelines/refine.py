@@ -10,7 +10,7 @@ already refined are skipped.
 
 from __future__ import annotations
 
-import sys
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +18,16 @@ from typing import Any
 import apache_beam as beam
 
 from speechmill.config import Config
-from speechmill.pipelines.corpus import commit_run, pipeline_options
-from speechmill.store import Ledger, Marker, Store, connect, new_run_id
+from speechmill.core.asr.decoding import DecodeOptions
+from speechmill.pipelines.runs import execute, show_progress
+from speechmill.store import Marker, Store, connect
+from speechmill.transforms.asr import (
+    AsrModelHandler,
+    BackendFactory,
+    Decode,
+    FasterWhisperFactory,
+    decoder_id,
+)
 from speechmill.transforms.common import HYPOTHESES, REJECTS
 from speechmill.transforms.refine import (
     ALIGN_STAGE,
@@ -31,16 +39,9 @@ from speechmill.transforms.refine import (
     RecordingInfo,
     ResegmentDoFn,
     SegmentRef,
-    UtteranceRowsDoFn,
+    UtteranceRows,
     aligner_factory,
     attribution_from,
-)
-from speechmill.transforms.transcribe import (
-    AsrModelHandler,
-    BackendFactory,
-    FasterWhisperFactory,
-    decode_options,
-    decoder_id,
 )
 from speechmill.transforms.write import WriteTables
 
@@ -107,7 +108,7 @@ def build_refine(
     aligner: Any,
     progress: bool = False,
 ) -> None:
-    options = decode_options(cfg.asr)
+    options = DecodeOptions.from_config(cfg.asr)
     decoder = decoder_id(model_hash, options, cfg.asr.normalizer)
     seg_audio = (
         p
@@ -134,25 +135,19 @@ def build_refine(
     handler = AsrModelHandler(
         asr, options, cfg.asr.normalizer, language=cfg.asr.language, batch_size=cfg.asr.batch_size
     )
-    decoded = (
-        utt_audio.audio
-        | "Decode" >> RunInference(handler)
-        | "Rows"
-        >> beam.ParDo(
-            UtteranceRowsDoFn(
-                aligner=f"{'ctc' if cfg.align.backend == 'ctc' else 'whisper-ct2'}:"
-                f"{aligner.model_id}",
-                model_id=asr.model_id,
-                decoder=decoder,
-                normalizer=cfg.asr.normalizer,
-                beam_size=options.beam_size,
-                run_id=run_id,
-                progress=progress,
-            )
-        ).with_outputs(HYPOTHESES, REJECTS, main="keyed")
+    rows = UtteranceRows(
+        aligner=f"{'ctc' if cfg.align.backend == 'ctc' else 'whisper-ct2'}:{aligner.model_id}",
+        model_id=asr.model_id,
+        decoder=decoder,
+        normalizer=cfg.asr.normalizer,
+        beam_size=options.beam_size,
+        run_id=run_id,
+    )
+    decoded = utt_audio.audio | "Decode" >> Decode(
+        handler, rows, run_id, fault="refine.decode", progress=progress, label="refine"
     )
     filtered = (
-        decoded.keyed
+        decoded.main
         | "BySource" >> beam.GroupByKey()
         | "Filter"
         >> beam.ParDo(
@@ -204,34 +199,22 @@ def run_refine(
         cfg.align, cfg.asr.model, cfg.asr.device, cfg.asr.compute_type
     )
     model_hash = asr.fingerprint()
-    if progress is None:
-        progress = cfg.runner.name == "DirectRunner"
-    handle = store.begin("refine", new_run_id())
-    try:
-        parent = list(Ledger.load(store).run_ids[-1:])
-        with beam.Pipeline(options=pipeline_options(cfg, beam_args)) as p:
-            build_refine(
-                p,
-                segments=segments,
-                cfg=cfg,
-                store=store,
-                run_id=handle.run_id,
-                asr=asr,
-                model_hash=model_hash,
-                aligner=aligner,
-                progress=progress,
-            )
-        if progress and sys.stderr.isatty():
-            sys.stderr.write("\n")
-        marker = commit_run(
-            store,
-            handle,
-            cfg,
-            model_hashes={asr.model_id: model_hash},
-            parent_runs=parent,
-            extra={"recordings": result.recordings},
+    progress = show_progress(cfg, progress)
+    with store.run("refine", cfg) as run:
+        build = functools.partial(
+            build_refine,
+            segments=segments,
+            cfg=cfg,
+            store=store,
+            run_id=run.run_id,
+            asr=asr,
+            model_hash=model_hash,
+            aligner=aligner,
+            progress=progress,
         )
-    finally:
-        store.end(handle)
+        execute(cfg, beam_args, build, progress=progress)
+        marker = run.commit(
+            model_hashes={asr.model_id: model_hash}, extra={"recordings": result.recordings}
+        )
     result.markers.append(marker)
     return result

@@ -14,39 +14,40 @@ the model it writes as the next teacher.
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import PredictionResult, RunInference
 
-from speechmill.backends.asr import DecodeOptions
 from speechmill.config import Config
-from speechmill.core.text.metrics import cer
-from speechmill.core.text.normalize import get_normalizer
+from speechmill.core.asr.decoding import AsrOutput, DecodeOptions
+from speechmill.core.audio.chunks import SAMPLE_RATE as SR
+from speechmill.core.quality.relabel import gate
+from speechmill.core.text.normalize import Normalizer, get_normalizer
 from speechmill.errors import SpeechmillError
-from speechmill.faults import fault_point
-from speechmill.pipelines.corpus import commit_run, pipeline_options
-from speechmill.schemas import Category, Label
-from speechmill.store import Ledger, Marker, Store, connect, new_run_id
-from speechmill.transforms.common import REJECTS, Progress, reject
-from speechmill.transforms.refine import LoadSpanDoFn, RecordingInfo, attribution_from
-from speechmill.transforms.transcribe import (
+from speechmill.pipelines.runs import execute, show_progress
+from speechmill.schemas import Label
+from speechmill.store import Marker, Store, connect
+from speechmill.transforms.asr import (
     AsrModelHandler,
     BackendFactory,
+    Decode,
     FasterWhisperFactory,
+    ItemRef,
     decoder_id,
 )
+from speechmill.transforms.common import REJECTS, reject
+from speechmill.transforms.refine import LoadSpanDoFn, RecordingInfo, attribution_from
 from speechmill.transforms.write import WriteTables
 
 STAGE = "relabel"
-SR = 16000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,10 @@ class PoolItem:
     @property
     def item_id(self) -> str:
         return self.utterance_id
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start) / SR
 
     @property
     def language(self) -> str:
@@ -121,77 +126,102 @@ def pool_of(store: Store, round_k: int, default_language: str) -> list[PoolItem]
     return out
 
 
-class GateDoFn(beam.DoFn):
-    """Teacher output -> round-K label (keep/reject) and a reject row for rejections."""
+@dataclass
+class GateRows:
+    """Row builder of relabel: the teacher's decode -> a round-K label, and a reject if gated."""
 
-    def __init__(
-        self,
-        *,
-        round_k: int,
-        gate: float,
-        model_id: str,
-        model_hash: str,
-        decoder: str,
-        normalizer: str,
-        run_id: str,
-        progress: bool = False,
-    ) -> None:
-        self._round = round_k
-        self._gate = gate
-        self._model_id = model_id
-        self._model_hash = model_hash
-        self._decoder = decoder
-        self._normalizer = normalizer
-        self._run_id = run_id
-        self._progress_on = progress
+    round_k: int
+    gate: float
+    model_id: str
+    model_hash: str
+    decoder: str
+    normalizer: str
+    run_id: str
+    tags: tuple[str, ...] = ()
+    _norm: Normalizer | None = None
+
+    @property
+    def stage(self) -> str:
+        return f"{STAGE}-{self.round_k}"
 
     def setup(self) -> None:
-        self._norm = get_normalizer(self._normalizer)
-        self._progress = Progress(self._progress_on, f"relabel round {self._round}")
+        self._norm = get_normalizer(self.normalizer)
 
-    def process(self, result: PredictionResult) -> Iterator[Any]:
-        fault_point("relabel.gate")
-        item = cast(PoolItem, cast(tuple[Any, Any], result.example)[0])
-        self._progress.add((item.end - item.start) / 16000)
-        out = cast(Any, result.inference)
-        failed = out.error is not None or out.nbest is None or not out.nbest.hyps
-        text = "" if failed else out.nbest.hyps[0].text
-        norm = self._norm(text)
-        score = None if failed else cer(self._norm(item.prev_text), norm)
-        keep = score is not None and score <= self._gate
-        yield Label(
-            utterance_id=item.utterance_id,
-            round=self._round,
-            model_id=self._model_id,
-            model_hash=self._model_hash,
-            decoder_id=self._decoder,
-            text=text,
-            text_norm=norm,
-            prev_text=item.prev_text,
-            cer_prev=score,
-            decision="keep" if keep else "reject",
-            cer_gate=self._gate,
-            run_id=self._run_id,
+    def ref(self, item: PoolItem) -> ItemRef:
+        rec = item.recording
+        return ItemRef(
+            item.utterance_id, "utterance", rec.recording_id, rec.source_id, item.duration_s
         )
-        if not keep:
-            reason = (
-                f"round {self._round}: the teacher failed on this utterance"
-                if score is None
-                else f"round {self._round}: CER {score:.3f} against the round "
-                f"{self._round - 1} label is above the gate {self._gate}"
-            )
-            yield reject(
-                item_id=item.utterance_id,
-                item_kind="utterance",
-                stage=f"{STAGE}-{self._round}",
-                category=Category.ASR_ERROR if score is None else Category.RELABEL,
-                reason=reason,
-                run_id=self._run_id,
-                parent_id=item.recording.recording_id,
-                source_id=item.recording.source_id,
-                detail=out.error if failed else f"teacher: {text[:500]}",
-                duration_s=(item.end - item.start) / SR,
-            )
+
+    def rows(self, item: PoolItem, out: AsrOutput) -> list[object]:
+        if self._norm is None:
+            raise RuntimeError("GateRows.setup() was not called")
+        failed = out.error is not None or out.nbest is None or not out.nbest.hyps
+        g = gate(
+            item.prev_text,
+            None if failed or out.nbest is None else out.nbest.hyps[0].text,
+            normalize=self._norm,
+            threshold=self.gate,
+            round_k=self.round_k,
+            error=out.error,
+        )
+        label = Label(
+            utterance_id=item.utterance_id,
+            round=self.round_k,
+            model_id=self.model_id,
+            model_hash=self.model_hash,
+            decoder_id=self.decoder,
+            text=g.text,
+            text_norm=g.text_norm,
+            prev_text=item.prev_text,
+            cer_prev=g.cer_prev,
+            decision=g.decision,
+            cer_gate=self.gate,
+            run_id=self.run_id,
+        )
+        if g.drop is None:
+            return [label]
+        ref = self.ref(item)
+        return [
+            label,
+            reject(
+                g.drop,
+                item_id=ref.item_id,
+                item_kind=ref.item_kind,
+                stage=self.stage,
+                run_id=self.run_id,
+                parent_id=ref.parent_id,
+                source_id=ref.source_id,
+                duration_s=ref.duration_s,
+            ),
+        ]
+
+
+def build_relabel(
+    p: beam.Pipeline,
+    *,
+    pool: Sequence[PoolItem],
+    handler: AsrModelHandler,
+    rows: GateRows,
+    store: Store,
+    progress: bool,
+) -> None:
+    """Pool -> load each utterance's audio -> the teacher -> the gate -> labels, rejects."""
+    loaded = (
+        p
+        | "Pool" >> beam.Create(list(pool))
+        | "Load" >> beam.ParDo(LoadSpanDoFn(rows.run_id, STAGE)).with_outputs(REJECTS, main="audio")
+    )
+    gated = loaded.audio | "Teacher" >> Decode(
+        handler,
+        rows,
+        rows.run_id,
+        fault="relabel.gate",
+        progress=progress,
+        label=f"relabel round {rows.round_k}",
+    )
+    rejects = (loaded[REJECTS], gated[REJECTS]) | "Rejects" >> beam.Flatten()
+    _ = {"labels": gated.main, "rejects": rejects} | "Write" >> WriteTables(store.root, rows.run_id)
 
 
 def run_round(
@@ -224,14 +254,10 @@ def run_round(
     factory = factory or FasterWhisperFactory(
         teacher, cfg.asr.device, cfg.asr.compute_type, cfg.asr.cpu_threads
     )
-    options = DecodeOptions(
-        beam_size=cfg.relabel.teacher_beam_size,
-        n_best=1,
-        top_up=False,
-        min_context_s=cfg.asr.min_context_s,
+    options = DecodeOptions.from_config(
+        cfg.asr, beam_size=cfg.relabel.teacher_beam_size, n_best=1, top_up=False
     )
     model_hash = factory.fingerprint()
-    decoder = decoder_id(model_hash, options, cfg.asr.normalizer)
     handler = AsrModelHandler(
         factory,
         options,
@@ -239,59 +265,31 @@ def run_round(
         language=cfg.asr.language,
         batch_size=cfg.relabel.batch_size,
     )
-    if progress is None:
-        progress = cfg.runner.name == "DirectRunner"
-    handle = store.begin(f"relabel-{round_k}", new_run_id())
-    try:
-        parent = list(Ledger.load(store).run_ids[-1:])
-        with beam.Pipeline(options=pipeline_options(cfg, beam_args)) as p:
-            loaded = (
-                p
-                | "Pool" >> beam.Create(pool)
-                | "Load"
-                >> beam.ParDo(LoadSpanDoFn(handle.run_id, STAGE)).with_outputs(
-                    REJECTS, main="audio"
-                )
-            )
-            gated = (
-                loaded.audio
-                | "Teacher" >> RunInference(handler)
-                | "Gate"
-                >> beam.ParDo(
-                    GateDoFn(
-                        round_k=round_k,
-                        gate=cfg.relabel.cer_gate,
-                        model_id=teacher,
-                        model_hash=model_hash,
-                        decoder=decoder,
-                        normalizer=cfg.asr.normalizer,
-                        run_id=handle.run_id,
-                        progress=progress,
-                    )
-                ).with_outputs(REJECTS, main="labels")
-            )
-            rejects = (loaded[REJECTS], gated[REJECTS]) | "Rejects" >> beam.Flatten()
-            _ = {"labels": gated.labels, "rejects": rejects} | "Write" >> WriteTables(
-                store.root, handle.run_id
-            )
-        if progress and sys.stderr.isatty():
-            sys.stderr.write("\n")
-        result.marker = commit_run(
-            store,
-            handle,
-            cfg,
+    progress = show_progress(cfg, progress)
+    with store.run(f"relabel-{round_k}", cfg) as run:
+        rows = GateRows(
+            round_k=round_k,
+            gate=cfg.relabel.cer_gate,
+            model_id=teacher,
+            model_hash=model_hash,
+            decoder=decoder_id(model_hash, options, cfg.asr.normalizer),
+            normalizer=cfg.asr.normalizer,
+            run_id=run.run_id,
+        )
+        build = functools.partial(
+            build_relabel, pool=pool, handler=handler, rows=rows, store=store, progress=progress
+        )
+        execute(cfg, beam_args, build, progress=progress)
+        result.marker = run.commit(
             model_hashes={teacher: model_hash},
-            parent_runs=parent,
             extra={"round": round_k, "teacher": teacher, "force": force, "pool": len(pool)},
         )
-    finally:
-        store.end(handle)
     con = connect(store)
     try:
         counts = dict(
             con.execute(
                 "SELECT decision, count(*) FROM labels_history WHERE run_id = ? GROUP BY 1",
-                [handle.run_id],
+                [result.marker.run_id],
             ).fetchall()
         )
     finally:

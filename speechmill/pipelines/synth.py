@@ -12,53 +12,47 @@ utterance, batched through RunInference) and commits `pairs` and `rejects`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import functools
 import json
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import RunInference
 
 from speechmill.backends.tts import VoiceParams
 from speechmill.config import Config, SynthConfig, TextSource, VoiceSpec
-from speechmill.core.asr.nbest import derive_seed, uniform
+from speechmill.core.asr.decoding import DecodeOptions
 from speechmill.core.audio.io import read_span
-from speechmill.core.quality.pair_metrics import METRIC_COLUMNS, aggregate, row_metrics
-from speechmill.core.synth import synthplan
+from speechmill.core.quality.pair_metrics import METRIC_COLUMNS, aggregate
 from speechmill.core.synth.synthplan import VoiceOption
 from speechmill.core.text.normalize import get_normalizer
 from speechmill.errors import ConfigError
-from speechmill.faults import fault_point
-from speechmill.pipelines.corpus import commit_run, pipeline_options
-from speechmill.schemas.synth import AugParams, Pair, TtsParams
-from speechmill.store import Ledger, Marker, Store, connect, fs, new_run_id
+from speechmill.pipelines.runs import execute, show_progress
+from speechmill.store import Marker, Store, connect
+from speechmill.transforms.asr import (
+    AsrModelHandler,
+    BackendFactory,
+    Decode,
+    FasterWhisperFactory,
+    decoder_id,
+)
 from speechmill.transforms.common import REJECTS
+from speechmill.transforms.real_pairs import add_real_pairs
 from speechmill.transforms.synth import (
     DedupeTextsDoFn,
     MaskingPlan,
-    PairRowsDoFn,
+    PairRows,
     PlanDoFn,
     PrepareTextDoFn,
     ReadTextsDoFn,
     SkipDoneDoFn,
     SynthesizeDoFn,
-    flac_bytes,
     load_tts,
-    media_rel,
 )
-from speechmill.transforms.transcribe import (
-    AsrModelHandler,
-    BackendFactory,
-    FasterWhisperFactory,
-    decode_options,
-    decoder_id,
-)
-from speechmill.transforms.write import WriteTables, write_parts
+from speechmill.transforms.write import WriteTables
 
 BUNDLED_PIPER = "bundled:joe"
 
@@ -196,10 +190,8 @@ def build_synth(
     progress: bool = False,
 ) -> None:
     syn = cfg.synth
-    options = dataclasses.replace(
-        decode_options(cfg.asr),
-        min_context_s=syn.min_context_s,
-        token_logprobs=syn.token_logprobs,
+    options = DecodeOptions.from_config(
+        cfg.asr, min_context_s=syn.min_context_s, token_logprobs=syn.token_logprobs
     )
     decoder = decoder_id(model_hash, options, cfg.asr.normalizer)
     babble_ok = "babble" in syn.augment.noise_types
@@ -235,20 +227,16 @@ def build_synth(
         batch_size=cfg.asr.batch_size,
         transform_for=MaskingPlan(),
     )
-    rows = (
-        spoken.audio
-        | "Recognize" >> RunInference(handler)
-        | "Pairs"
-        >> beam.ParDo(
-            PairRowsDoFn(
-                cfg=syn,
-                model_id=asr.model_id,
-                decoder=decoder,
-                options=options,
-                normalizer=cfg.asr.normalizer,
-                run_id=run_id,
-            )
-        ).with_outputs(REJECTS, main="pairs")
+    pair_rows = PairRows(
+        cfg=syn,
+        model_id=asr.model_id,
+        decoder=decoder,
+        beam_size=options.beam_size,
+        normalizer=cfg.asr.normalizer,
+        run_id=run_id,
+    )
+    rows = spoken.audio | "Recognize" >> Decode(
+        handler, pair_rows, run_id, fault="synth.asr", label="recognize"
     )
     rejects = (
         read[REJECTS],
@@ -257,7 +245,7 @@ def build_synth(
         spoken[REJECTS],
         rows[REJECTS],
     ) | "AllRejects" >> beam.Flatten()
-    _ = {"pairs": rows.pairs, "rejects": rejects} | "WriteTables" >> WriteTables(store.root, run_id)
+    _ = {"pairs": rows.main, "rejects": rejects} | "WriteTables" >> WriteTables(store.root, run_id)
 
 
 def run_synth(
@@ -286,165 +274,32 @@ def run_synth(
     result = SynthResult(already=len(done))
     asr = asr or FasterWhisperFactory.from_config(cfg.asr)
     model_hash = asr.fingerprint()
-    if progress is None:
-        progress = cfg.runner.name == "DirectRunner"
-    handle = store.begin("synth", new_run_id())
-    try:
-        parent = list(Ledger.load(store).run_ids[-1:])
-        with beam.Pipeline(options=pipeline_options(cfg, beam_args)) as p:
-            build_synth(
-                p,
-                cfg=cfg,
-                store=store,
-                run_id=handle.run_id,
-                texts=texts,
-                voices=voices,
-                done=done,
-                asr=asr,
-                model_hash=model_hash,
-                progress=progress,
-            )
-        if progress and sys.stderr.isatty():
-            sys.stderr.write("\n")
-        result.real = add_real_pairs(cfg, store, handle.run_id)
-        marker = commit_run(
-            store,
-            handle,
-            cfg,
+    progress = show_progress(cfg, progress)
+    with store.run("synth", cfg) as run:
+        build = functools.partial(
+            build_synth,
+            cfg=cfg,
+            store=store,
+            run_id=run.run_id,
+            texts=texts,
+            voices=voices,
+            done=done,
+            asr=asr,
+            model_hash=model_hash,
+            progress=progress,
+        )
+        execute(cfg, beam_args, build, progress=progress)
+        result.real = add_real_pairs(cfg, store, run.run_id)
+        marker = run.commit(
             model_hashes={asr.model_id: model_hash},
-            parent_runs=parent,
             extra={
                 "voices": len(voices),
                 "already_committed": len(done),
                 "real_pairs": result.real,
             },
         )
-    finally:
-        store.end(handle)
     result.markers.append(marker)
     return result
-
-
-REAL_SQL = """
-SELECT k.utterance_id, k.recording_id, k.start_sample, k.end_sample, k.label, k.language,
-       r.audio_uri, h.texts, h.texts_norm, h.sum_logprob, h.num_tokens, h.avg_logprob, h.method,
-       h.temperature, h.seed, h.n_requested, h.n_unique, h.model_id, h.decoder_id, h.beam_size
-FROM kept_utterances k
-JOIN recordings r USING (recording_id)
-JOIN (SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY item_id
-      ORDER BY run_id DESC, decoder_id) AS _rn FROM hypotheses WHERE item_kind = 'utterance')
-      WHERE _rn = 1) h ON h.item_id = k.utterance_id
-"""
-
-
-def real_pair_id(utterance_id: str, decoder: str) -> str:
-    return hashlib.sha256(f"real|{utterance_id}|{decoder}".encode()).hexdigest()
-
-
-def add_real_pairs(cfg: Config, store: Store, run_id: str) -> int:
-    """Mix in pairs from real speech: kept utterances of `synth.real_root` with their N-best.
-
-    Real pairs make `real_ratio` of all pairs: the target follows the synthetic pairs
-    committed so far plus this run's; utterances are taken in a seeded order, each once.
-    Their audio is copied into this dataset (`media/synth/real/`), so it stays whole.
-    """
-    syn = cfg.synth
-    if not syn.real_root or syn.real_ratio <= 0:
-        return 0
-    new_synth = sum(f.rows for f in store.run_files(run_id) if f.table == "pairs")
-    con = connect(store)
-    try:
-        old_synth, old_real = con.execute(
-            "SELECT count(*) FILTER (WHERE is_synthetic), count(*) FILTER (WHERE NOT is_synthetic)"
-            " FROM pairs"
-        ).fetchone() or (0, 0)
-        have = {
-            r[0] for r in con.execute("SELECT pair_id FROM pairs WHERE NOT is_synthetic").fetchall()
-        }
-    finally:
-        con.close()
-    want = synthplan.fraction_for(old_synth + new_synth, syn.real_ratio) - old_real
-    if want <= 0:
-        return 0
-    fault_point("synth.real")
-    real = Store(syn.real_root)
-    rcon = connect(real)
-    try:
-        candidates = rcon.execute(REAL_SQL).fetchall()
-    except Exception as e:
-        raise ConfigError(
-            f"synth.real_root {real.root} has no refined utterances with N-best lists "
-            f"(run `speechmill refine` there first): {e}"
-        ) from e
-    finally:
-        rcon.close()
-    candidates.sort(key=lambda c: uniform(derive_seed(syn.seed, "real", c[0]), 0))
-    norm = get_normalizer(cfg.asr.normalizer)
-    aug = AugParams(substitution_rate=syn.substitution_rate if syn.substitution_share else None)
-    rows: list[Pair] = []
-    for c in candidates:
-        if len(rows) >= want:
-            break
-        (uid, _rec, start, end, label, lang, uri, texts, norms, *scores) = c
-        (sums, ntok, avg, method, temps, seeds, n_req, n_uniq, model_id, decoder, beam) = scores
-        pid = real_pair_id(uid, decoder)
-        reference = norm(label or "")
-        if pid in have or not reference or not norms:
-            continue
-        audio = read_span(real.path(uri), int(start), int(end))
-        rel = media_rel(pid, "real")
-        fs.write_bytes_atomic(store.path(rel), flac_bytes(audio))
-        final, flags = synthplan.substitute_list(
-            list(norms),
-            share=syn.substitution_share,
-            rate=syn.substitution_rate,
-            seed=derive_seed(syn.seed, "substitution", uid),
-        )
-        m = row_metrics(reference, final)
-        rows.append(
-            Pair(
-                pair_id=pid,
-                text_id=synthplan.text_id(reference),
-                source=f"corpus:{real.root}",
-                split=synthplan.split_of(reference, syn.dev_fraction, syn.test_fraction),
-                language=lang or syn.language,
-                reference=reference,
-                reference_raw=label,
-                hypotheses=final,
-                hypotheses_raw=list(texts),
-                hypotheses_presub=list(norms),
-                substituted=flags,
-                sum_logprob=list(sums),
-                num_tokens=list(ntok),
-                avg_logprob=list(avg),
-                method=list(method),
-                token_logprobs=None,
-                n_requested=n_req,
-                n_unique=n_uniq,
-                model_id=model_id,
-                decoder_id=decoder,
-                beam_size=beam,
-                temperatures=list(temps),
-                seeds=list(seeds),
-                tts=TtsParams(),
-                aug=aug,
-                audio_uri=rel,
-                clean_audio_uri=rel,
-                duration_s=(int(end) - int(start)) / 16000.0,
-                is_synthetic=False,
-                wer_1best=m.wer_1best,
-                oracle_wer=m.oracle_wer,
-                oracle_index=m.oracle_index,
-                normalizer=norm.name,
-                normalizer_version=norm.version,
-                run_id=run_id,
-            )
-        )
-    if rows:
-        files = write_parts(store, run_id, {"pairs": rows})
-        if files:
-            store.write_manifest(run_id, files)
-    return len(rows)
 
 
 def synth_report(store: Store, result: SynthResult) -> str:
@@ -497,11 +352,10 @@ def roundtrip_wer(
     store: Store, table: Any, *, per_voice: int, cfg: Config | None = None
 ) -> dict[str, dict[str, float]]:
     """Per voice: WER of 1-best (beam 5) decodes of the clean TTS audio of up to N pairs."""
-    from speechmill.backends.asr import AsrItem, DecodeOptions, decode_with_retry
-    from speechmill.core.audio.io import read_span
+    from speechmill.backends.asr import decode_with_retry
+    from speechmill.core.asr.decoding import AsrItem, DecodeOptions
     from speechmill.core.quality.pair_metrics import voice_label
     from speechmill.core.text.metrics import word_counts
-    from speechmill.core.text.normalize import get_normalizer
 
     cfg = cfg or Config()
     picked: dict[str, list[dict[str, Any]]] = {}
@@ -513,8 +367,8 @@ def roundtrip_wer(
             rows.append(row)
     backend = FasterWhisperFactory.from_config(cfg.asr)()
     norm = get_normalizer(cfg.asr.normalizer)
-    options = DecodeOptions(
-        beam_size=5, n_best=1, top_up=False, min_context_s=cfg.synth.min_context_s
+    options = DecodeOptions.from_config(
+        cfg.asr, beam_size=5, n_best=1, top_up=False, min_context_s=cfg.synth.min_context_s
     )
     out: dict[str, dict[str, float]] = {}
     for voice, rows in picked.items():

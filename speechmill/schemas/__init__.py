@@ -3,7 +3,7 @@
 from speechmill.schemas.base import REGISTRY, Column, TableSpec, spec_of
 from speechmill.schemas.corpus import Attribution, NBestList, Recording, Segment, SourceItem
 from speechmill.schemas.refine import DERIVED_VIEWS, Label, Utterance, Word
-from speechmill.schemas.rejects import CATEGORY_DOCS, Category, Reject
+from speechmill.schemas.rejects import CATEGORY_DOCS, Category, Drop, Dropped, Reject
 from speechmill.schemas.runs import RunRecord
 from speechmill.schemas.synth import AugParams, Pair, TtsParams
 
@@ -35,6 +35,8 @@ __all__ = [
     "AugParams",
     "Category",
     "Column",
+    "Drop",
+    "Dropped",
     "Label",
     "NBestList",
     "Pair",

@@ -89,6 +89,46 @@ CATEGORY_DOCS: dict[Category, str] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Why an item yields nothing: the one shape every stage's pure core returns.
+
+    A `Drop` becomes one `rejects` row, and one Beam counter `<stage>/<category>`,
+    through `speechmill.transforms.common.reject` (nothing else builds reject rows).
+    """
+
+    category: Category
+    reason: str  # one line a user can act on
+    detail: str | None = None  # exception text or measured value, for debugging
+    retryable: bool = False  # a later run may succeed (transient)
+
+
+class Dropped(Exception):
+    """An exception carrying a `Drop`, for code that unwinds (decoders, downloads)."""
+
+    def __init__(
+        self, category: Category, reason: str, detail: str | None = None, retryable: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.drop = Drop(category, reason, detail or None, retryable)
+
+    @property
+    def category(self) -> Category:
+        return self.drop.category
+
+    @property
+    def reason(self) -> str:
+        return self.drop.reason
+
+    @property
+    def detail(self) -> str | None:
+        return self.drop.detail
+
+    @property
+    def retryable(self) -> bool:
+        return self.drop.retryable
+
+
 @table(
     "rejects",
     primary_key=("item_id", "stage"),

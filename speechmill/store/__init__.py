@@ -2,7 +2,7 @@
 
 from speechmill.store.gc import GcReport, collect_garbage
 from speechmill.store.ledger import Ledger
-from speechmill.store.store import DataFile, Marker, RunHandle, Store, new_run_id
+from speechmill.store.store import DataFile, Marker, Run, RunHandle, Store, new_run_id
 from speechmill.store.views import connect, view_sql
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "GcReport",
     "Ledger",
     "Marker",
+    "Run",
     "RunHandle",
     "Store",
     "collect_garbage",

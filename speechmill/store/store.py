@@ -27,6 +27,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from speechmill import __version__
+from speechmill.config import Config
 from speechmill.errors import LockedError, StoreError
 from speechmill.faults import fault_point
 from speechmill.schemas import SCHEMA_VERSION, TABLES, RunRecord
@@ -146,6 +148,37 @@ class RunHandle:
     run_id: str
     pipeline: str
     started_at: dt.datetime
+
+
+@dataclass
+class Run:
+    """A run in progress (see `Store.run`)."""
+
+    store: Store
+    handle: RunHandle
+    cfg: Config
+    parent_runs: list[str]
+    marker: Marker | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.handle.run_id
+
+    def commit(
+        self, *, model_hashes: Mapping[str, str], extra: Mapping[str, Any] | None = None
+    ) -> Marker:
+        """Commit what the run's writers listed; the marker records config, code and models."""
+        self.marker = self.store.commit(
+            self.handle,
+            config=self.cfg.model_dump(mode="json"),
+            config_hash=self.cfg.config_hash(),
+            code_version=__version__,
+            model_hashes=dict(model_hashes),
+            parent_runs=self.parent_runs,
+            runner=self.cfg.runner.name,
+            extra=dict(extra or {}),
+        )
+        return self.marker
 
 
 class Store:
@@ -283,6 +316,34 @@ class Store:
             self.end(handle)
             raise
         return handle
+
+    @contextlib.contextmanager
+    def run(
+        self,
+        pipeline: str,
+        cfg: Config,
+        *,
+        run_id: str | None = None,
+        parents: Sequence[str] | None = None,
+    ) -> Iterator[Run]:
+        """The lifecycle of one run (or one part of one), for every pipeline::
+
+            with store.run("refine", cfg) as run:
+                ...  # the Beam pipeline writes into run.run_id's directories
+                run.commit(model_hashes={...}, extra={...})
+
+        Begins (records the intent), names the parent runs (by default the latest
+        committed run), commits with the config, code and model identity every marker
+        records, and always ends (drops the intent). Leaving without `commit` commits
+        nothing.
+        """
+        handle = self.begin(pipeline, run_id)
+        try:
+            if parents is None:
+                parents = [m.run_id for m in self.markers()[-1:]]
+            yield Run(self, handle, cfg, list(parents))
+        finally:
+            self.end(handle)
 
     def end(self, handle: RunHandle) -> None:
         """Drop the intent (after commit or failure)."""

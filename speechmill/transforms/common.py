@@ -10,7 +10,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from speechmill.core.text.unicode import clean, clean_opt
-from speechmill.schemas import Category, Reject
+from speechmill.schemas import Drop, Reject
 
 REJECTS = "rejects"
 SOURCES = "sources"
@@ -18,71 +18,62 @@ HYPOTHESES = "hypotheses"
 
 
 def make_reject(
+    drop: Drop,
     *,
     item_id: str,
     item_kind: str,
     stage: str,
-    category: Category,
-    reason: str,
     run_id: str,
     parent_id: str | None = None,
     source_id: str | None = None,
-    detail: str | None = None,
     duration_s: float | None = None,
-    retryable: bool = False,
     counter: str | None = None,
 ) -> Reject:
-    """A `rejects` row, counted as the Beam counter `<stage>/<category>` (or `counter`).
+    """The `rejects` row of a drop, counted as the Beam counter `<stage>/<category>`.
 
-    Every string is made storable (`text.unicode.clean`): reasons and details often
-    quote remote or user text.
+    The one place reject rows are built. Every string is made storable
+    (`core.text.unicode.clean`): reasons and details often quote remote or user text.
     """
-    Metrics.counter("speechmill", counter or f"{stage}/{category.value}").inc()
+    Metrics.counter("speechmill", counter or f"{stage}/{drop.category.value}").inc()
     return Reject(
         item_id=clean(item_id),
         item_kind=item_kind,
         parent_id=clean_opt(parent_id),
         source_id=clean_opt(source_id),
         stage=stage,
-        category=category.value,
-        reason=clean(reason),
-        detail=clean_opt((detail or None) and detail[:2000]),
+        category=drop.category.value,
+        reason=clean(drop.reason),
+        detail=clean_opt((drop.detail or None) and drop.detail[:2000]),
         duration_s=duration_s,
-        retryable=retryable,
+        retryable=drop.retryable,
         run_id=run_id,
     )
 
 
 def reject(
+    drop: Drop,
     *,
     item_id: str,
     item_kind: str,
     stage: str,
-    category: Category,
-    reason: str,
     run_id: str,
     parent_id: str | None = None,
     source_id: str | None = None,
-    detail: str | None = None,
     duration_s: float | None = None,
-    retryable: bool = False,
     counter: str | None = None,
 ) -> beam.pvalue.TaggedOutput:
     """`make_reject` as a row on a DoFn's tagged `rejects` output."""
     return beam.pvalue.TaggedOutput(
         REJECTS,
         make_reject(
+            drop,
             item_id=item_id,
             item_kind=item_kind,
             stage=stage,
-            category=category,
-            reason=reason,
             run_id=run_id,
             parent_id=parent_id,
             source_id=source_id,
-            detail=detail,
             duration_s=duration_s,
-            retryable=retryable,
             counter=counter,
         ),
     )

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from speechmill.config import LocalSource
 from speechmill.core.audio.chunks import local_media_id, local_url
-from speechmill.schemas import Category, Reject, SourceItem
+from speechmill.schemas import Category, Drop, Reject, SourceItem
+from speechmill.transforms.common import make_reject
 
 STAGE = "discover"
 _GLOB_CHARS = set("*?[")
@@ -74,19 +75,17 @@ def discover_local(
     rejects = []
     cap = spec.max_items if spec.max_items is not None else len(files)
     for path in files[cap:]:
+        drop = Drop(
+            Category.POLICY_CAP, f"source {name}: over max_items ({cap})", local_url(path), True
+        )
         rejects.append(
-            Reject(
+            make_reject(
+                drop,
                 item_id=local_media_id(path),
                 item_kind="source",
-                parent_id=None,
-                source_id=local_media_id(path),
                 stage=STAGE,
-                category=Category.POLICY_CAP.value,
-                reason=f"source {name}: over max_items ({cap})",
-                detail=local_url(path),
-                duration_s=None,
-                retryable=True,
                 run_id=run_id,
+                source_id=local_media_id(path),
             )
         )
     for path in files[:cap]:
@@ -122,18 +121,13 @@ def discover_local(
             )
         )
     for raw in missing:
+        drop = Drop(Category.NOT_FOUND, f"source {name}: {raw!r} matches no file", raw, True)
         rejects.append(
-            Reject(
+            make_reject(
+                drop,
                 item_id=local_media_id(os.path.abspath(os.path.join(base_dir, raw))),
                 item_kind="source",
-                parent_id=None,
-                source_id=None,
                 stage=STAGE,
-                category=Category.NOT_FOUND.value,
-                reason=f"source {name}: {raw!r} matches no file",
-                detail=raw,
-                duration_s=None,
-                retryable=True,
                 run_id=run_id,
             )
         )

@@ -33,9 +33,10 @@ from speechmill.core.crawl.licenses import (
     resolve,
     scan_html,
 )
-from speechmill.core.crawl.policy import Decision, Policy, decide, parse_day
-from speechmill.core.text.unicode import clean, clean_all, clean_opt
-from speechmill.schemas import Category, Reject, SourceItem
+from speechmill.core.crawl.policy import Policy, decide, parse_day
+from speechmill.core.text.unicode import clean, clean_all
+from speechmill.schemas import Category, Drop, Reject, SourceItem
+from speechmill.transforms.common import make_reject
 
 log = logging.getLogger(__name__)
 STAGE = "discover"
@@ -52,7 +53,6 @@ class Found:
     skipped: list[SourceItem] = field(default_factory=list)  # policy said no (with rejects)
     known: int = 0  # already committed
     rejects: list[Reject] = field(default_factory=list)
-    decisions: list[tuple[SourceItem, Decision]] = field(default_factory=list)
     watermark: dict[str, str] = field(default_factory=dict)
     unchanged: bool = False  # the feed answered 304 Not Modified
 
@@ -81,31 +81,23 @@ def policy_of(spec: RemoteSpec) -> Policy:
     )
 
 
-def _reject(
-    item: SourceItem, category: Category, reason: str, retryable: bool, detail: str | None = None
-) -> Reject:
-    """A discovery reject; reason and detail often quote remote text (made storable)."""
-    return Reject(
-        item_id=clean(item.media_id),
+def _reject(item: SourceItem, drop: Drop) -> Reject:
+    """A discovery reject (reason and detail often quote remote text: made storable)."""
+    return make_reject(
+        drop,
+        item_id=item.media_id,
         item_kind="source",
-        parent_id=None,
-        source_id=clean(item.media_id),
         stage=STAGE,
-        category=category.value,
-        reason=clean(reason),
-        detail=clean_opt((detail or None) and detail[:2000]),
-        duration_s=item.duration_s,
-        retryable=retryable,
         run_id=item.run_id,
+        source_id=item.media_id,
+        duration_s=item.duration_s,
     )
 
 
 def _skip(found: Found, item: SourceItem, fe: ytdlp.FetchError) -> None:
     """Skip one item with the reject a failure or a robots.txt refusal stands for."""
     found.skipped.append(item)
-    found.rejects.append(_reject(item, fe.category, fe.reason, fe.retryable, fe.detail or None))
-    if fe.category == Category.POLICY_ROBOTS:
-        found.decisions.append((item, Decision(False, fe.category, fe.reason)))
+    found.rejects.append(_reject(item, fe.drop))
 
 
 def _text(v: Any) -> str | None:
@@ -320,9 +312,7 @@ def discover_ytdlp(
             found.rejects.append(
                 _reject(
                     bad,
-                    Category.UNSUPPORTED,
-                    "only network URLs are crawled (use kind: local)",
-                    False,
+                    Drop(Category.UNSUPPORTED, "only network URLs are crawled (use kind: local)"),
                 )
             )
             continue
@@ -396,17 +386,15 @@ def _decide(
         upload_date=item.upload_date,
         language=item.language,
     )
-    if d.ok:
+    if d is None:
         denied = robots.check(media_url)
         if denied is not None:
             _skip(found, item, denied)
             return
-    found.decisions.append((item, d))
-    if d.ok:
         found.items.append(item)
     else:
         found.skipped.append(item)
-        found.rejects.append(_reject(item, d.category or Category.FILTER, d.reason, False))
+        found.rejects.append(_reject(item, d))
 
 
 # ---------------------------------------------------------------------------- RSS
@@ -473,7 +461,7 @@ def discover_rss(
     except FeedError as e:
         found.skipped.append(placeholder)
         found.rejects.append(
-            _reject(placeholder, Category.UNSUPPORTED, f"feed could not be parsed: {e}", False)
+            _reject(placeholder, Drop(Category.UNSUPPORTED, f"feed could not be parsed: {e}"))
         )
         found.watermark = {}
         return found
@@ -489,7 +477,7 @@ def discover_rss(
             bad = _placeholder(media_id, entry.enclosure_url, spec, name, run_id, now)
             found.skipped.append(bad)
             found.rejects.append(
-                _reject(bad, Category.UNSUPPORTED, "only http(s) enclosures are fetched", False)
+                _reject(bad, Drop(Category.UNSUPPORTED, "only http(s) enclosures are fetched"))
             )
             continue
         raw = clean_all(entry.license_marks) or clean_all(feed.license_marks)

@@ -19,13 +19,14 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from speechmill.config import AlignConfig, FiltersConfig
 from speechmill.core.align.alignment import AlignedWord, Alignment
 from speechmill.core.align.resegment import resegment
+from speechmill.core.asr.decoding import AsrOutput, asr_failure
 from speechmill.core.audio.io import read_span
 from speechmill.core.text.metrics import compression_ratio
 from speechmill.core.text.normalize import get_normalizer
 from speechmill.faults import fault_point
-from speechmill.schemas import Attribution, Category, Label, Utterance, Word
-from speechmill.transforms.common import HYPOTHESES, Progress, internal_detail, reject
-from speechmill.transforms.transcribe import nbest_row
+from speechmill.schemas import Attribution, Category, Drop, Label, Utterance, Word
+from speechmill.transforms.asr import ItemRef, nbest_row
+from speechmill.transforms.common import HYPOTHESES, internal_detail, reject
 
 SR = 16000
 ALIGN_STAGE = "align"
@@ -179,16 +180,18 @@ class LoadSpanDoFn(beam.DoFn):
             yield (el, read_span(el.recording.audio_path, el.start, el.end))
         except Exception as e:
             yield reject(
+                Drop(
+                    Category.IO_ERROR,
+                    "cannot read the audio from the store",
+                    detail=internal_detail(e),
+                    retryable=True,
+                ),
                 item_id=getattr(el, "segment_id", None) or el.utterance_id,
                 item_kind="chunk" if isinstance(el, SegmentRef) else "utterance",
                 stage=self._stage,
-                category=Category.IO_ERROR,
-                reason="cannot read the audio from the store",
                 run_id=self._run_id,
                 parent_id=el.recording.recording_id,
                 source_id=el.recording.source_id,
-                detail=internal_detail(e),
-                retryable=True,
             )
 
 
@@ -208,15 +211,13 @@ class AlignedWordsDoFn(beam.DoFn):
         al = cast(Any, result.inference)
         if isinstance(al, str):
             yield reject(
+                Drop(Category.ALIGN_ERROR, "forced alignment failed on this segment", detail=al),
                 item_id=seg.segment_id,
                 item_kind="chunk",
                 stage=ALIGN_STAGE,
-                category=Category.ALIGN_ERROR,
-                reason="forced alignment failed on this segment",
                 run_id=self._run_id,
                 parent_id=seg.recording.recording_id,
                 source_id=seg.recording.source_id,
-                detail=al,
                 duration_s=(seg.end - seg.start) / SR,
             )
             return
@@ -240,11 +241,10 @@ class ResegmentDoFn(beam.DoFn):
         words = [w for p in ordered for w in p[2]]
         if not words:
             yield reject(
+                Drop(Category.ALIGN_ERROR, "no words to align (every segment empty)"),
                 item_id=rid,
                 item_kind="recording",
                 stage=ALIGN_STAGE,
-                category=Category.ALIGN_ERROR,
-                reason="no words to align (every segment empty)",
                 run_id=self._run_id,
                 parent_id=rec.source_id,
                 source_id=rec.source_id,
@@ -265,9 +265,23 @@ class ResegmentDoFn(beam.DoFn):
             ws = tuple(words[cut.first_word : cut.last_word + 1])
             start = max(0, round(cut.start_s * SR))
             end = min(rec.num_samples, round(cut.end_s * SR))
-            if end <= start:
+            draft = UtteranceDraft(rec, start, end, ws, sum(id(w) in unplaced for w in ws))
+            if end <= start:  # words placed outside the audio: their cut has no samples
+                yield reject(
+                    Drop(
+                        Category.ALIGN_ERROR,
+                        "a cut with no audio (its words lie past the recording's end)",
+                        draft.text[:200],
+                    ),
+                    item_id=draft.utterance_id,
+                    item_kind="utterance",
+                    stage=ALIGN_STAGE,
+                    run_id=self._run_id,
+                    parent_id=rid,
+                    source_id=rec.source_id,
+                )
                 continue
-            yield UtteranceDraft(rec, start, end, ws, sum(id(w) in unplaced for w in ws))
+            yield draft
 
 
 def to_utterance(draft: UtteranceDraft, out: Any, run_id: str) -> Utterance:
@@ -301,66 +315,45 @@ def to_utterance(draft: UtteranceDraft, out: Any, run_id: str) -> Utterance:
     )
 
 
-class UtteranceRowsDoFn(beam.DoFn):
-    """ASR PredictionResult on a draft -> (source_id, Utterance) and its N-best list."""
+@dataclass
+class UtteranceRows:
+    """Row builder of refine: a decoded utterance -> (source_id, Utterance) and its N-best."""
 
-    def __init__(
-        self,
-        *,
-        aligner: str,
-        model_id: str,
-        decoder: str,
-        normalizer: str,
-        beam_size: int,
-        run_id: str,
-        progress: bool = False,
-    ) -> None:
-        self._aligner = aligner
-        self._model_id = model_id
-        self._decoder = decoder
-        self._normalizer = normalizer
-        self._beam_size = beam_size
-        self._run_id = run_id
-        self._progress_on = progress
+    aligner: str
+    model_id: str
+    decoder: str
+    normalizer: str
+    beam_size: int
+    run_id: str
+    stage: str = "transcribe"
+    tags: tuple[str, ...] = (HYPOTHESES,)
+    _norm: tuple[str, str] = ("", "")
 
     def setup(self) -> None:
-        self._norm = get_normalizer(self._normalizer)
-        self._progress = Progress(self._progress_on, "refine")
+        norm = get_normalizer(self.normalizer)
+        self._norm = (norm.name, norm.version)
 
-    def process(self, result: PredictionResult) -> Iterator[Any]:
-        fault_point("refine.decode")
-        draft = cast(UtteranceDraft, cast(tuple[Any, Any], result.example)[0])
-        out = cast(Any, result.inference)
-        if out.error is not None or out.nbest is None:
-            yield reject(
-                item_id=draft.utterance_id,
-                item_kind="utterance",
-                stage="transcribe",
-                category=Category.ASR_ERROR,
-                reason="the ASR model failed on this utterance",
-                run_id=self._run_id,
-                parent_id=draft.recording.recording_id,
-                source_id=draft.recording.source_id,
-                detail=out.error,
-                duration_s=(draft.end - draft.start) / SR,
-            )
-            return
-        utt = dataclasses.replace(to_utterance(draft, out, self._run_id), aligner=self._aligner)
-        self._progress.add(utt.duration_s)
-        yield (utt.source_id, utt)
-        yield beam.pvalue.TaggedOutput(
-            HYPOTHESES,
-            nbest_row(
-                out,
-                item_id=utt.utterance_id,
-                item_kind="utterance",
-                decoder=self._decoder,
-                model_id=self._model_id,
-                beam_size=self._beam_size,
-                normalizer=(self._norm.name, self._norm.version),
-                run_id=self._run_id,
-            ),
+    def ref(self, draft: UtteranceDraft) -> ItemRef:
+        rec = draft.recording
+        duration = (draft.end - draft.start) / SR
+        return ItemRef(draft.utterance_id, "utterance", rec.recording_id, rec.source_id, duration)
+
+    def rows(self, draft: UtteranceDraft, out: AsrOutput) -> list[object] | Drop:
+        drop = asr_failure(out, "utterance")
+        if drop is not None:
+            return drop
+        utt = dataclasses.replace(to_utterance(draft, out, self.run_id), aligner=self.aligner)
+        nbest = nbest_row(
+            out,
+            item_id=utt.utterance_id,
+            item_kind="utterance",
+            decoder=self.decoder,
+            model_id=self.model_id,
+            beam_size=self.beam_size,
+            normalizer=self._norm,
+            run_id=self.run_id,
         )
+        return [(utt.source_id, utt), beam.pvalue.TaggedOutput(HYPOTHESES, nbest)]
 
 
 class FilterDoFn(beam.DoFn):
@@ -416,15 +409,13 @@ class FilterDoFn(beam.DoFn):
             )
             if not v.keep:
                 yield reject(
+                    Drop(Category.FILTER, v.reason, detail=v.filter),
                     item_id=u.utterance_id,
                     item_kind="utterance",
                     stage=FILTER_STAGE,
-                    category=Category.FILTER,
-                    reason=v.reason,
                     run_id=self._run_id,
                     parent_id=u.recording_id,
                     source_id=u.source_id,
-                    detail=v.filter,
                     duration_s=u.duration_s,
                     counter=f"filter/{v.filter}",
                 )

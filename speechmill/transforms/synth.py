@@ -20,22 +20,30 @@ import apache_beam as beam
 import numpy as np
 import numpy.typing as npt
 import soundfile as sf
-from apache_beam.ml.inference.base import PredictionResult
 
-from speechmill.backends.asr import SAMPLE_RATE, AsrOutput, DecodeOptions, FeatureTransform
 from speechmill.backends.tts import TtsBackend, VoiceParams
 from speechmill.config import SynthConfig, TextSource
+from speechmill.core.asr.decoding import (
+    AsrOutput,
+    FeatureTransform,
+    asr_failure,
+    nbest_columns,
+    no_text,
+)
 from speechmill.core.asr.nbest import derive_seed
 from speechmill.core.audio import augment
+from speechmill.core.audio.chunks import SAMPLE_RATE
 from speechmill.core.audio.io import resample
-from speechmill.core.quality.pair_metrics import row_metrics
 from speechmill.core.synth import synthplan
+from speechmill.core.synth.pairs import PairSource, make_pair
+from speechmill.core.synth.render import render
 from speechmill.core.text.normalize import get_normalizer
-from speechmill.core.text.textprep import Prepared, Problem, prepare
+from speechmill.core.text.textprep import Prepared, prepare
 from speechmill.faults import fault_point
-from speechmill.schemas import Category
-from speechmill.schemas.synth import AugParams, Pair, TtsParams
+from speechmill.schemas import Category, Drop
+from speechmill.schemas.synth import AugParams, TtsParams
 from speechmill.store import Store, fs
+from speechmill.transforms.asr import ItemRef
 from speechmill.transforms.common import Progress, internal_detail, reject
 from speechmill.transforms.texts import RawText, read_texts
 
@@ -44,7 +52,6 @@ log = logging.getLogger(__name__)
 TEXT_STAGE = "text"
 TTS_STAGE = "synthesize"
 ASR_STAGE = "pair"
-MAX_AUDIO_S = 30.0
 BABBLE_TALKERS = 8
 MASK_SEED = 0  # masks derive from (MASK_SEED, pair_id): the pair id already holds the seed
 
@@ -97,14 +104,12 @@ class Synthesized:
         return self.item.language
 
 
-def _text_reject(run_id: str, item_id: str, problem: Problem, parent: str | None = None) -> Any:
+def _text_reject(run_id: str, item_id: str, drop: Drop, parent: str | None = None) -> Any:
     return reject(
+        drop,
         item_id=item_id,
         item_kind="text",
         stage=TEXT_STAGE,
-        category=problem.category,
-        reason=problem.reason,
-        detail=problem.detail,
         parent_id=parent,
         run_id=run_id,
     )
@@ -140,7 +145,7 @@ class PrepareTextDoFn(beam.DoFn):
         pieces = prepare(raw.text or "", self._cfg)
         for i, piece in enumerate(pieces):
             key = raw.key if len(pieces) == 1 else f"{raw.key}#{i + 1}"
-            if isinstance(piece, Problem):
+            if isinstance(piece, Drop):
                 yield _text_reject(self._run_id, key, piece, parent=raw.key)
                 continue
             yield self.prepared(raw, key, piece)
@@ -151,7 +156,7 @@ class PrepareTextDoFn(beam.DoFn):
             return _text_reject(
                 self._run_id,
                 key,
-                Problem(Category.BAD_TEXT, "nothing left after the ASR normaliser", piece.spoken),
+                Drop(Category.BAD_TEXT, "nothing left after the ASR normaliser", piece.spoken),
                 parent=raw.key,
             )
         tid = synthplan.text_id(reference)
@@ -172,12 +177,14 @@ class DedupeTextsDoFn(beam.DoFn):
         yield keep
         for dup in ordered[1:]:
             yield reject(
+                Drop(
+                    Category.DUPLICATE,
+                    f"same normalised text as {keep.key}",
+                    detail=dup.reference[:200],
+                ),
                 item_id=dup.key,
                 item_kind="text",
                 stage=TEXT_STAGE,
-                category=Category.DUPLICATE,
-                reason=f"same normalised text as {keep.key}",
-                detail=dup.reference[:200],
                 parent_id=keep.key,
                 run_id=self._run_id,
             )
@@ -352,37 +359,21 @@ class SynthesizeDoFn(beam.DoFn):
 
     def process(self, item: SynthItem) -> Iterator[object]:
         fault_point("synth.tts")
-        try:
-            clean = self.speak(
-                item.text.spoken, voice_params(item.tts), item.tts.engine or "", item.model
-            )
-        except Exception as e:
-            yield self._reject(item, Category.TTS_ERROR, "the TTS engine failed", e)
-            return
-        if clean.size < SAMPLE_RATE // 10 or float(np.abs(clean).max(initial=0.0)) < 1e-4:
-            yield self._reject(item, Category.TTS_ERROR, "the TTS engine produced no audio", None)
-            return
-        fault_point("synth.augment")
-        try:
-            from speechmill.backends.codec import codec_roundtrip
+        from speechmill.backends.codec import codec_roundtrip
 
-            noisy = augment.apply(
+        out = render(
+            lambda: self.speak(
+                item.text.spoken, voice_params(item.tts), item.tts.engine or "", item.model
+            ),
+            lambda clean: augment.apply(
                 clean, SAMPLE_RATE, item.aug, noise=self._noise_on_demand, codec=codec_roundtrip
-            )
-        except Exception as e:
-            yield self._reject(item, Category.INTERNAL, "augmentation failed", e)
+            ),
+            error_detail=internal_detail,
+        )
+        if isinstance(out, Drop):
+            yield self._reject(item, out)
             return
-        duration = noisy.size / SAMPLE_RATE
-        if duration > MAX_AUDIO_S:
-            yield self._reject(
-                item,
-                Category.TOO_LONG,
-                f"synthesised audio is {duration:.1f} s, over the {MAX_AUDIO_S:.0f} s a "
-                "Whisper window holds; lower synth.max_words",
-                None,
-                duration,
-            )
-            return
+        clean, noisy, duration = out.clean, out.noisy, out.duration_s
         clean_rel = media_rel(item.pair_id, "clean")
         degraded = _degraded(item.aug)
         noisy_rel = media_rel(item.pair_id, "degraded") if degraded else clean_rel
@@ -391,26 +382,18 @@ class SynthesizeDoFn(beam.DoFn):
             if degraded:
                 fs.write_bytes_atomic(self._store.path(noisy_rel), flac_bytes(noisy))
         except Exception as e:
-            yield self._reject(item, Category.IO_ERROR, "cannot write audio to the store", e)
+            drop = Drop(Category.IO_ERROR, "cannot write audio to the store", internal_detail(e))
+            yield self._reject(item, drop)
             return
         self._progress.add(duration)
         yield Synthesized(item, noisy_rel, clean_rel, duration), noisy.astype(np.float32)
 
-    def _reject(
-        self,
-        item: SynthItem,
-        category: Category,
-        reason: str,
-        error: BaseException | None,
-        duration: float | None = None,
-    ) -> Any:
+    def _reject(self, item: SynthItem, drop: Drop, duration: float | None = None) -> Any:
         return reject(
+            drop,
             item_id=item.pair_id,
             item_kind="synth_item",
             stage=TTS_STAGE,
-            category=category,
-            reason=reason,
-            detail=internal_detail(error) if error is not None else None,
             parent_id=item.text.key,
             duration_s=duration,
             run_id=self._run_id,
@@ -435,124 +418,65 @@ class MaskingPlan:
         return augment.masking_for(plans, MASK_SEED) if plans else None
 
 
-class PairRowsDoFn(beam.DoFn):
-    """PredictionResult -> Pair (main) or reject."""
+@dataclass
+class PairRows:
+    """Row builder of synth: a decoded synthetic utterance -> its `pairs` row."""
 
-    def __init__(
-        self,
-        *,
-        cfg: SynthConfig,
-        model_id: str,
-        decoder: str,
-        options: DecodeOptions,
-        normalizer: str,
-        run_id: str,
-    ) -> None:
-        self._cfg = cfg
-        self._model_id = model_id
-        self._decoder = decoder
-        self._options = options
-        self._normalizer = normalizer
-        self._run_id = run_id
+    cfg: SynthConfig
+    model_id: str
+    decoder: str
+    beam_size: int
+    normalizer: str
+    run_id: str
+    stage: str = ASR_STAGE
+    tags: tuple[str, ...] = ()
+    _norm: tuple[str, str] = ("", "")
 
     def setup(self) -> None:
-        self._norm = get_normalizer(self._normalizer)
+        norm = get_normalizer(self.normalizer)
+        self._norm = (norm.name, norm.version)
 
-    def process(self, result: PredictionResult) -> Iterator[object]:
-        fault_point("synth.asr")
-        element, _ = cast(tuple[Synthesized, Any], result.example)
-        out = cast(AsrOutput, result.inference)
-        row = pair_row(
-            element,
-            out,
-            cfg=self._cfg,
-            model_id=self._model_id,
-            decoder=self._decoder,
-            beam_size=self._options.beam_size,
-            normalizer=(self._norm.name, self._norm.version),
-            run_id=self._run_id,
+    def ref(self, element: Synthesized) -> ItemRef:
+        return ItemRef(
+            element.item_id, "synth_item", element.item.text.key, None, element.duration_s
         )
-        if isinstance(row, Pair):
-            yield row
-            return
-        category, reason, detail = row
-        yield reject(
-            item_id=element.item_id,
-            item_kind="synth_item",
-            stage=ASR_STAGE,
-            category=category,
-            reason=reason,
-            detail=detail,
-            parent_id=element.item.text.key,
+
+    def rows(self, element: Synthesized, out: AsrOutput) -> list[object] | Drop:
+        drop = asr_failure(out, "item")
+        if drop is not None or out.nbest is None:
+            return drop or Drop(Category.ASR_ERROR, "no N-best list")
+        drop = no_text(out.nbest, best_only=False)
+        if drop is not None:
+            return drop
+        item = element.item
+        src = PairSource(
+            pair_id=item.pair_id,
+            text_id=item.text.text_id,
+            source=item.text.source,
+            split=item.text.split,
+            language=item.language,
+            reference=item.text.reference,
+            reference_raw=item.text.spoken,
+            tts=item.tts,
+            aug=item.aug,
+            audio_uri=element.audio_uri,
+            clean_audio_uri=element.clean_audio_uri,
             duration_s=element.duration_s,
-            run_id=self._run_id,
+            is_synthetic=True,
         )
-
-
-def pair_row(
-    element: Synthesized,
-    out: AsrOutput,
-    *,
-    cfg: SynthConfig,
-    model_id: str,
-    decoder: str,
-    beam_size: int,
-    normalizer: tuple[str, str],
-    run_id: str,
-) -> Pair | tuple[Category, str, str | None]:
-    """Pure: one ASR output -> a pair, or (category, reason, detail)."""
-    if out.error is not None or out.nbest is None:
-        return Category.ASR_ERROR, "the ASR model failed on this item", out.error
-    hyps = out.nbest.hyps
-    if not hyps or not any(n.strip() for n in out.nbest.norms):
-        return Category.EMPTY_TRANSCRIPT, "ASR produced no text", None
-    item = element.item
-    presub = list(out.nbest.norms)
-    final, flags = synthplan.substitute_list(
-        presub,
-        share=cfg.substitution_share,
-        rate=cfg.substitution_rate,
-        seed=derive_seed(item.seed, "substitution"),
-    )
-    metrics = row_metrics(item.text.reference, final)
-    return Pair(
-        pair_id=item.pair_id,
-        text_id=item.text.text_id,
-        source=item.text.source,
-        split=item.text.split,
-        language=item.language,
-        reference=item.text.reference,
-        reference_raw=item.text.spoken,
-        hypotheses=final,
-        hypotheses_raw=[h.text for h in hyps],
-        hypotheses_presub=presub,
-        substituted=flags,
-        sum_logprob=[h.sum_logprob for h in hyps],
-        num_tokens=[h.num_tokens for h in hyps],
-        avg_logprob=[h.avg_logprob for h in hyps],
-        method=[h.method for h in hyps],
-        token_logprobs=(
-            [list(h.token_logprobs) for h in hyps if h.token_logprobs is not None]
-            if all(h.token_logprobs is not None for h in hyps)
-            else None
-        ),
-        n_requested=out.nbest.n_requested,
-        n_unique=out.nbest.n_unique,
-        model_id=model_id,
-        decoder_id=decoder,
-        beam_size=beam_size,
-        temperatures=[h.temperature for h in hyps],
-        seeds=[h.seed for h in hyps],
-        tts=item.tts,
-        aug=item.aug,
-        audio_uri=element.audio_uri,
-        clean_audio_uri=element.clean_audio_uri,
-        duration_s=element.duration_s,
-        is_synthetic=True,
-        wer_1best=metrics.wer_1best,
-        oracle_wer=metrics.oracle_wer,
-        oracle_index=metrics.oracle_index,
-        normalizer=normalizer[0],
-        normalizer_version=normalizer[1],
-        run_id=run_id,
-    )
+        sub = (
+            self.cfg.substitution_share,
+            self.cfg.substitution_rate,
+            derive_seed(item.seed, "substitution"),
+        )
+        pair = make_pair(
+            src,
+            nbest_columns(out.nbest),
+            model_id=self.model_id,
+            decoder_id=self.decoder,
+            beam_size=self.beam_size,
+            normalizer=self._norm,
+            substitution=sub,
+            run_id=self.run_id,
+        )
+        return [pair]

@@ -14,9 +14,9 @@ is read, and returns an iterator of `RawText`, one per item in file order:
 
 `<source>` is the source's `name`, else the file (or root folder) name. Lines
 are numbered from 1. An item that cannot be read (invalid UTF-8, bad JSON, not
-an object, missing field, null or non-string value) carries a `Problem` instead
+an object, missing field, null or non-string value) carries a `Drop` instead
 of text and is never dropped silently. A CSV header or Parquet schema without
-`column` gives one `Problem` item (key `<source>:header`) and nothing else; a
+`column` gives one `Drop` item (key `<source>:header`) and nothing else; a
 file that fails mid-read gives an `io_error` item (key `<source>:read`) after
 the items already read. `max_texts` caps the items returned (problem items
 count: it takes the first N items of the source).
@@ -36,8 +36,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from speechmill.config import TextSource
-from speechmill.core.text.textprep import Problem
 from speechmill.errors import ConfigError, StoreError
+from speechmill.schemas import Drop
 from speechmill.schemas.rejects import Category
 from speechmill.store import Marker, Store, connect, fs
 
@@ -56,7 +56,7 @@ class RawText:
     """Stable id: `<source>:<line, row or utterance id>`."""
     text: str | None
     """The text as read; None when `problem` is set."""
-    problem: Problem | None = None
+    problem: Drop | None = None
 
 
 def source_name(source: TextSource) -> str:
@@ -103,7 +103,7 @@ def read_texts(source: TextSource) -> Iterator[RawText]:
 
 
 def _problem(name: str, where: str, reason: str, detail: str | None = None) -> RawText:
-    return RawText(name, f"{name}:{where}", None, Problem(Category.BAD_TEXT, reason, detail))
+    return RawText(name, f"{name}:{where}", None, Drop(Category.BAD_TEXT, reason, detail))
 
 
 def _capped(items: Iterator[RawText], cap: int | None) -> Iterator[RawText]:
@@ -127,7 +127,7 @@ def _guarded(items: Iterator[RawText], name: str) -> Iterator[RawText]:
             name,
             f"{name}:read",
             None,
-            Problem(
+            Drop(
                 Category.IO_ERROR,
                 f"reading the file failed ({type(e).__name__}); check that it is intact and "
                 "of the source's kind",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import apache_beam as beam
@@ -11,11 +10,11 @@ import numpy.typing as npt
 
 from speechmill.backends.vad import Detector, silero_detector, windowed_regions
 from speechmill.config import AudioConfig, VadConfig
-from speechmill.core.audio.chunks import SAMPLE_RATE, plan_chunks, segment_id
+from speechmill.core.audio.chunks import SAMPLE_RATE, no_speech, plan_chunks, segment_id, silent
 from speechmill.core.audio.io import read_span
 from speechmill.core.elements import ChunkRef
 from speechmill.faults import fault_point
-from speechmill.schemas import Category, Recording
+from speechmill.schemas import Category, Drop, Recording
 from speechmill.store import Store
 from speechmill.transforms.common import internal_detail, reject
 
@@ -47,17 +46,15 @@ class DetectSpeechDoFn(beam.DoFn):
         self._store = Store(self._root)
         self._detect = make_detector(self._vad)
 
-    def _reject(self, rec: Recording, category: Category, reason: str, detail: str | None = None):
+    def _reject(self, rec: Recording, drop: Drop) -> beam.pvalue.TaggedOutput:
         return reject(
+            drop,
             item_id=rec.recording_id,
             item_kind="recording",
             stage=STAGE,
-            category=category,
-            reason=reason,
             run_id=self._run_id,
             parent_id=rec.media_id,
             source_id=rec.media_id,
-            detail=detail,
             duration_s=rec.duration_s,
         )
 
@@ -66,16 +63,12 @@ class DetectSpeechDoFn(beam.DoFn):
         try:
             yield from self._chunks(rec)
         except Exception as e:
-            yield self._reject(rec, Category.INTERNAL, "VAD failed", internal_detail(e))
+            yield self._reject(rec, Drop(Category.INTERNAL, "VAD failed", internal_detail(e)))
 
     def _chunks(self, rec: Recording) -> Iterator[object]:
-        if not math.isfinite(rec.rms_dbfs) or rec.rms_dbfs < self._audio.silence_dbfs:
-            yield self._reject(
-                rec,
-                Category.SILENT,
-                f"RMS {rec.rms_dbfs:.1f} dBFS is below audio.silence_dbfs "
-                f"({self._audio.silence_dbfs} dBFS)",
-            )
+        drop = silent(rec.rms_dbfs, self._audio.silence_dbfs)
+        if drop is not None:
+            yield self._reject(rec, drop)
             return
         path = self._store.path(rec.audio_uri)
 
@@ -90,21 +83,19 @@ class DetectSpeechDoFn(beam.DoFn):
             merge_gap=int(self._vad.merge_gap_s * SAMPLE_RATE),
             min_len=int(self._vad.min_chunk_s * SAMPLE_RATE),
         )
-        if not kept:
-            yield self._reject(
-                rec,
-                Category.NO_SPEECH,
-                "VAD found no speech" if not short else "VAD found only very short speech",
-                f"{len(short)} regions under vad.min_chunk_s" if short else None,
-            )
+        drop = no_speech(kept, short)
+        if drop is not None:
+            yield self._reject(rec, drop)
             return
         for span in short:
             yield reject(
+                Drop(
+                    Category.TOO_SHORT,
+                    f"speech region under vad.min_chunk_s ({self._vad.min_chunk_s} s)",
+                ),
                 item_id=segment_id(rec.recording_id, span),
                 item_kind="chunk",
                 stage=STAGE,
-                category=Category.TOO_SHORT,
-                reason=f"speech region under vad.min_chunk_s ({self._vad.min_chunk_s} s)",
                 run_id=self._run_id,
                 parent_id=rec.recording_id,
                 source_id=rec.media_id,

@@ -32,7 +32,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from speechmill.core.text.unicode import clean
 from speechmill.faults import fault_point
-from speechmill.schemas import TABLES, Category, Reject
+from speechmill.schemas import TABLES, Category, Drop, Reject
 from speechmill.schemas.base import BadRow
 from speechmill.store import DataFile, Store, fs
 from speechmill.transforms.common import REJECTS, make_reject
@@ -45,14 +45,14 @@ MAX_ROWS_PER_FILE = 50_000
 def unwritable(bad: BadRow, run_id: str) -> Reject:
     """The `rejects` row for a row that does not fit its table (stage `write`)."""
     return make_reject(
+        Drop(
+            Category.UNWRITABLE,
+            f"a {bad.table} row cannot be written: column {bad.column or '?'}: {bad.error}"[:500],
+            detail=bad.value_repr,
+        ),
         item_id=bad.key,
         item_kind=bad.table,
         stage=STAGE,
-        category=Category.UNWRITABLE,
-        reason=f"a {bad.table} row cannot be written: column {bad.column or '?'}: {bad.error}"[
-            :500
-        ],
-        detail=bad.value_repr,
         parent_id=bad.parent,
         source_id=bad.source,
         run_id=run_id,

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speechmill.backends.asr import AsrItem, DecodeOptions, decode_with_retry
+from speechmill.backends.asr import decode_with_retry
 from speechmill.backends.faster_whisper import FasterWhisperBackend
+from speechmill.core.asr.decoding import AsrItem, DecodeOptions
 from speechmill.core.text.normalize import get_normalizer
 from speechmill.pipelines.corpus import run_corpus
 from tests.audio_fixtures import SENTENCES, piper_speech, resample, write_wav

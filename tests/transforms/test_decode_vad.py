@@ -10,7 +10,7 @@ from speechmill.config import AudioConfig, VadConfig
 from speechmill.core.audio.chunks import local_media_id
 from speechmill.schemas import SourceItem
 from speechmill.transforms.common import REJECTS, SOURCES
-from speechmill.transforms.decode import AcquireDoFn
+from speechmill.transforms.fetch import AcquireDoFn
 from speechmill.transforms.vad import DetectSpeechDoFn
 from tests.audio_fixtures import speech_clip, write_wav
 

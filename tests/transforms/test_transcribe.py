@@ -5,11 +5,13 @@ import numpy as np
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from speechmill.backends.asr import AsrItem, DecodeOptions, decode_with_retry
+from speechmill.backends.asr import decode_with_retry
+from speechmill.core.asr.decoding import AsrItem, DecodeOptions
 from speechmill.core.elements import ChunkRef
 from speechmill.core.text.normalize import get_normalizer
 from speechmill.schemas import Attribution
-from speechmill.transforms.transcribe import AsrModelHandler, Transcribe
+from speechmill.transforms.asr import AsrModelHandler
+from speechmill.transforms.transcribe import Transcribe
 from tests.audio_fixtures import write_wav
 from tests.fakes import FakeBackend, FakeFactory
 

@@ -17,7 +17,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from speechmill.config import AudioConfig, CrawlConfig
 from speechmill.schemas import SourceItem
 from speechmill.transforms.common import REJECTS, SOURCES
-from speechmill.transforms.decode import AcquireDoFn, _Fetcher
+from speechmill.transforms.fetch import AcquireDoFn, _Fetcher
 from tests import http_server
 from tests.audio_fixtures import speech_clip, write_mp3, write_wav
 from tests.http_server import Handler, Site

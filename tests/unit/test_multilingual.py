@@ -15,15 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speechmill.backends.asr import (
-    SAMPLE_RATE,
-    AsrItem,
-    AsrOutput,
-    DecodeOptions,
-    decode_with_retry,
-)
+from speechmill.backends.asr import decode_with_retry
 from speechmill.backends.faster_whisper import FasterWhisperBackend, context_frames
+from speechmill.core.asr.decoding import AsrItem, AsrOutput, DecodeOptions
 from speechmill.core.asr.nbest import BEAM, SAMPLE
+from speechmill.core.audio.chunks import SAMPLE_RATE
 from speechmill.core.text.normalize import get_normalizer
 from tests.multilingual_model import (
     OPENAI_WHISPER_PIP,

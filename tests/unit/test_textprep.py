@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from speechmill.config import SynthConfig
 from speechmill.core.text.normalize import get_normalizer
 from speechmill.core.text.textprep import (
+    Drop,
     Prepared,
-    Problem,
     check_text,
     dedupe_key,
     normalize_for_tts,
@@ -320,7 +320,7 @@ def test_normalize_and_prepare_never_crash_and_leave_no_ascii_digits(text: str):
     spoken = normalize_for_tts(text)
     assert not re.search(r"[0-9]", spoken), spoken
     out = prepare(text, SynthConfig())
-    assert out and all(isinstance(p, (Prepared, Problem)) for p in out)
+    assert out and all(isinstance(p, (Prepared, Drop)) for p in out)
 
 
 def test_long_pathological_lines_take_linear_time():
@@ -433,13 +433,13 @@ def test_prepare_splits_normalises_and_checks_each_sentence():
             "Dr. Ruiz paid $40 on 3/5/2024.",
             "Doctor Ruiz paid forty dollars on March fifth, twenty twenty-four.",
         ),
-        Problem(
+        Drop(
             Category.BAD_TEXT, "spoken form is 3 characters long, under synth.min_chars (8)", "Ok."
         ),
         out[2],
         Prepared("Fine, thanks a lot!", "Fine, thanks a lot!"),
     ]
-    assert isinstance(out[2], Problem) and "markup" in out[2].reason
+    assert isinstance(out[2], Drop) and "markup" in out[2].reason
 
 
 def test_prepare_without_sentence_splitting_keeps_the_text_whole():
@@ -451,7 +451,7 @@ def test_prepare_without_sentence_splitting_keeps_the_text_whole():
 
 @pytest.mark.parametrize("text", ["", "   \n\t "])
 def test_prepare_never_returns_an_empty_list(text: str):
-    assert prepare(text, SynthConfig()) == [Problem(Category.BAD_TEXT, "the text is empty")]
+    assert prepare(text, SynthConfig()) == [Drop(Category.BAD_TEXT, "the text is empty")]
 
 
 def test_long_sentences_are_split_at_clause_boundaries():
@@ -493,7 +493,7 @@ def test_strongest_boundary_is_preferred():
 
 def test_unsplittable_long_sentence_is_rejected_with_its_length():
     out = prepare("z" * 5000, SynthConfig())
-    assert len(out) == 1 and isinstance(out[0], Problem)
+    assert len(out) == 1 and isinstance(out[0], Drop)
     assert "5000 characters" in out[0].reason and "synth.max_chars (400)" in out[0].reason
     assert "no clause boundary" in out[0].reason
 
@@ -502,7 +502,7 @@ def test_limits_apply_to_the_spoken_form():
     cfg = SynthConfig(max_chars=30, min_chars=2, min_words=1)
     # 16 characters as written, but the spoken number is long
     out = prepare("It cost $987,654.", cfg)
-    assert len(out) == 1 and isinstance(out[0], Problem)
+    assert len(out) == 1 and isinstance(out[0], Drop)
     assert "over synth.max_chars (30)" in out[0].reason
 
 

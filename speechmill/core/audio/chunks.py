@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from speechmill.schemas.rejects import Category, Drop
 
 SAMPLE_RATE = 16000
 
@@ -107,3 +110,26 @@ def local_media_id(abs_path: str) -> str:
 def segment_id(recording_id: str, span: Span) -> str:
     """`<recording_id[:24]>-<start>-<end>`: the same chunk always gets the same id."""
     return f"{recording_id[:24]}-{span.start}-{span.end}"
+
+
+def silent(rms_dbfs: float, floor_dbfs: float) -> Drop | None:
+    """A recording whose overall RMS is under the floor (or digital silence) is dropped."""
+    if math.isfinite(rms_dbfs) and rms_dbfs >= floor_dbfs:
+        return None
+    return Drop(
+        Category.SILENT,
+        f"RMS {rms_dbfs:.1f} dBFS is below audio.silence_dbfs ({floor_dbfs} dBFS)",
+    )
+
+
+def no_speech(kept: Sequence[Span], short: Sequence[Span]) -> Drop | None:
+    """A recording where VAD kept no chunk is dropped (saying if it found only short ones)."""
+    if kept:
+        return None
+    if not short:
+        return Drop(Category.NO_SPEECH, "VAD found no speech")
+    return Drop(
+        Category.NO_SPEECH,
+        "VAD found only very short speech",
+        f"{len(short)} regions under vad.min_chunk_s",
+    )

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from speechmill.schemas import Category
+from speechmill.schemas import Category, Dropped
 
 SAMPLE_RATE = 16000
 _BLOCK = 1 << 20
@@ -26,14 +26,11 @@ CANCEL_DB = 20.0
 """A down-mix this many dB quieter than its loudest channel has cancelled (e.g. R = -L)."""
 
 
-class AudioRejected(Exception):
-    """An input that cannot become a recording; carries the reject category."""
+class AudioRejected(Dropped):
+    """An input that cannot become a recording: its `Drop` (category, reason, detail)."""
 
     def __init__(self, category: Category, reason: str, detail: str | None = None) -> None:
-        super().__init__(reason)
-        self.category = category
-        self.reason = reason
-        self.detail = detail
+        super().__init__(category, reason, detail)
 
 
 @dataclass(frozen=True)

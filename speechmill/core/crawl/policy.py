@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from speechmill.core.crawl.licenses import policy_decision
-from speechmill.schemas import Category
+from speechmill.schemas.rejects import Category, Drop
 
 POLICY_CATEGORIES = frozenset(
     {
@@ -47,16 +48,6 @@ class Policy:
         return self.date_after is not None or self.date_before is not None
 
 
-@dataclass(frozen=True)
-class Decision:
-    ok: bool
-    category: Category | None = None
-    reason: str = ""
-
-
-ACCEPT = Decision(True)
-
-
 def parse_day(text: str | None) -> dt.date | None:
     """`YYYY-MM-DD` or yt-dlp's `YYYYMMDD`; None if absent or malformed."""
     if not text:
@@ -78,47 +69,53 @@ def decide(
     duration_s: float | None,
     upload_date: dt.date | None,
     language: str | None,
-) -> Decision:
-    """Keep or skip one discovered item. `position` counts the source's new items (0-based).
+) -> Drop | None:
+    """None to keep one discovered item, else why it is skipped.
+
+    `position` counts the source's new items (0-based).
 
     Unknown durations, dates and languages pass (they are checked after download
     where possible: the decoded duration against audio limits); an unknown licence
     does not pass once a licence policy is set.
     """
     if policy.max_items is not None and position >= policy.max_items:
-        return Decision(False, Category.POLICY_CAP, f"over max_items ({policy.max_items})")
+        return Drop(Category.POLICY_CAP, f"over max_items ({policy.max_items})")
     if policy.needs_license:
         ok, reason = policy_decision(license_id, policy.allow, policy.deny)
         if not ok:
-            return Decision(False, Category.POLICY_LICENSE, reason)
+            return Drop(Category.POLICY_LICENSE, reason)
     if duration_s is not None:
         if policy.min_duration_s is not None and duration_s < policy.min_duration_s:
-            return Decision(
-                False,
+            return Drop(
                 Category.POLICY_DURATION,
                 f"declared duration {duration_s:.0f} s is under min_duration_s "
                 f"({policy.min_duration_s:g})",
             )
         if policy.max_duration_s is not None and duration_s > policy.max_duration_s:
-            return Decision(
-                False,
+            return Drop(
                 Category.POLICY_DURATION,
                 f"declared duration {duration_s:.0f} s is over max_duration_s "
                 f"({policy.max_duration_s:g})",
             )
     if upload_date is not None:
         if policy.date_after is not None and upload_date < policy.date_after:
-            return Decision(
-                False, Category.POLICY_DATE, f"published {upload_date} before {policy.date_after}"
-            )
+            return Drop(Category.POLICY_DATE, f"published {upload_date} before {policy.date_after}")
         if policy.date_before is not None and upload_date > policy.date_before:
-            return Decision(
-                False, Category.POLICY_DATE, f"published {upload_date} after {policy.date_before}"
-            )
+            return Drop(Category.POLICY_DATE, f"published {upload_date} after {policy.date_before}")
     if policy.language and language and language.split("-")[0].lower() != policy.language.lower():
-        return Decision(
-            False,
+        return Drop(
             Category.POLICY_LANGUAGE,
             f"declared language {language!r} is not the expected {policy.language!r}",
         )
-    return ACCEPT
+    return None
+
+
+def give_up(drop: Drop, tries: int, max_attempts: int) -> Drop:
+    """A transient failure seen by the `tries`-th run becomes permanent at `max_attempts`."""
+    if not drop.retryable or tries < max_attempts:
+        return drop
+    return dataclasses.replace(
+        drop,
+        retryable=False,
+        reason=f"{drop.reason} (gave up after {tries} runs; crawl.max_attempts)",
+    )

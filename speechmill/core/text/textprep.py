@@ -12,8 +12,8 @@
 4. normalise each piece for TTS (`normalize_for_tts`) and check its size.
 
 Every piece becomes a `Prepared` (`raw`: the sentence or clause as written;
-`spoken`: what the voice reads) or a `Problem` (a `bad_text` reject), in order.
-`prepare` never returns an empty list: an empty input gives one `Problem`.
+`spoken`: what the voice reads) or a `Drop` (a `bad_text` reject), in order.
+`prepare` never returns an empty list: an empty input gives one `Drop`.
 
 Only English is expanded (numbers, dates, times, money, units, abbreviations,
 symbols). For any other language `normalize_for_tts` only collapses whitespace:
@@ -34,18 +34,9 @@ from typing import Protocol
 
 from speechmill.core.quality.filters import char_script, language_script, word_count
 from speechmill.core.text import unicode as uni
-from speechmill.schemas.rejects import Category
+from speechmill.schemas.rejects import Category, Drop
 
 # --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """Why a text (or a piece of one) cannot be synthesised."""
-
-    category: Category
-    reason: str
-    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +67,7 @@ class PrepConfig(Protocol):
 
 
 DETAIL_CHARS = 200
-"""Problem details quote at most this many characters of the text."""
+"""Drop details quote at most this many characters of the text."""
 
 
 def _excerpt(text: str, limit: int = DETAIL_CHARS) -> str:
@@ -890,7 +881,7 @@ def _allowed_scripts(language: str) -> frozenset[str] | None:
     return None if known is None else known[1] | {"LATIN"}
 
 
-def _script_problem(text: str, language: str) -> Problem | None:
+def _script_problem(text: str, language: str) -> Drop | None:
     allowed = _allowed_scripts(language)
     foreign: dict[str, str] = {}
     for ch in unicodedata.normalize("NFC", text):
@@ -905,37 +896,37 @@ def _script_problem(text: str, language: str) -> Problem | None:
         return None
     found = ", ".join(f"{_script_name(s)} ({ch!r})" for s, ch in sorted(foreign.items()))
     if allowed is None:
-        return Problem(
+        return Drop(
             Category.BAD_TEXT,
             f"mixes letters of several scripts ({found}); the {language!r} voice reads one",
             _excerpt(text),
         )
     names = " or ".join(sorted(_script_name(s) for s in allowed))
-    return Problem(
+    return Drop(
         Category.BAD_TEXT,
         f"has letters outside the {names} script the {language!r} voice reads: {found}",
         _excerpt(text),
     )
 
 
-def _content_problem(text: str, language: str) -> Problem | None:
+def _content_problem(text: str, language: str) -> Drop | None:
     """Rules on what a text is made of (not its size)."""
     if not text.strip():
-        return Problem(Category.BAD_TEXT, "the text is empty")
+        return Drop(Category.BAD_TEXT, "the text is empty")
     invalid = uni.problem(text)
     if invalid is not None:
-        return Problem(Category.BAD_TEXT, f"{invalid}; fix the input's encoding", _excerpt(text))
+        return Drop(Category.BAD_TEXT, f"{invalid}; fix the input's encoding", _excerpt(text))
     for i, ch in enumerate(text):
         cat = unicodedata.category(ch)
         if (cat == "Cc" and ch not in _ALLOWED_CONTROLS) or cat in ("Cs", "Co"):
             kind = "a control" if cat == "Cc" else "an unprintable"
-            return Problem(
+            return Drop(
                 Category.BAD_TEXT,
                 f"contains {kind} character U+{ord(ch):04X} at position {i}; clean the text",
                 _excerpt(text),
             )
     if "\ufffd" in text:
-        return Problem(
+        return Drop(
             Category.BAD_TEXT,
             "contains U+FFFD replacement characters: the text was decoded with the wrong encoding",
             _excerpt(text),
@@ -943,7 +934,7 @@ def _content_problem(text: str, language: str) -> Problem | None:
     for what, pattern in _MARKUP:
         found = pattern.search(text)
         if found:
-            return Problem(
+            return Drop(
                 Category.BAD_TEXT,
                 f"contains markup ({what}: {_excerpt(found.group(0), 40)!r}); strip markup "
                 "before synthesis",
@@ -952,14 +943,14 @@ def _content_problem(text: str, language: str) -> Problem | None:
     for what, pattern in (("a URL", _URL), ("an e-mail address", _EMAIL)):
         found = pattern.search(text)
         if found:
-            return Problem(
+            return Drop(
                 Category.BAD_TEXT,
                 f"contains {what} ({_excerpt(found.group(0), 60)}), which a voice cannot read "
                 "reliably; remove it or write it out",
                 _excerpt(text),
             )
     if not any(unicodedata.category(ch)[0] in "LN" for ch in text):
-        return Problem(
+        return Drop(
             Category.BAD_TEXT,
             "has no letters or digits to read (only symbols, punctuation or emoji)",
             _excerpt(text),
@@ -969,29 +960,29 @@ def _content_problem(text: str, language: str) -> Problem | None:
 
 def _size_problem(
     text: str, *, min_chars: int, max_chars: int, min_words: int, max_words: int
-) -> Problem | None:
+) -> Drop | None:
     chars = len(text)
     words = word_count(text)
     if chars > max_chars:
-        return Problem(
+        return Drop(
             Category.BAD_TEXT,
             f"is {chars} characters long, over synth.max_chars ({max_chars})",
             _excerpt(text),
         )
     if words > max_words:
-        return Problem(
+        return Drop(
             Category.BAD_TEXT,
             f"has {words} words, over synth.max_words ({max_words})",
             _excerpt(text),
         )
     if chars < min_chars:
-        return Problem(
+        return Drop(
             Category.BAD_TEXT,
             f"is {chars} characters long, under synth.min_chars ({min_chars})",
             _excerpt(text),
         )
     if words < min_words:
-        return Problem(
+        return Drop(
             Category.BAD_TEXT,
             f"has {words} word{'s' if words != 1 else ''}, under synth.min_words ({min_words})",
             _excerpt(text),
@@ -1001,7 +992,7 @@ def _size_problem(
 
 def check_text(
     text: str, *, min_chars: int, max_chars: int, min_words: int, max_words: int, language: str
-) -> Problem | None:
+) -> Drop | None:
     """The first reason `text` cannot be synthesised as it is, or None.
 
     Rejected (all `bad_text`): empty or whitespace-only; control characters other
@@ -1077,10 +1068,10 @@ def _clauses(raw: str, cfg: PrepConfig, level: int = 0) -> list[str]:
     return out
 
 
-def _piece(raw: str, cfg: PrepConfig) -> Prepared | Problem:
+def _piece(raw: str, cfg: PrepConfig) -> Prepared | Drop:
     spoken = normalize_for_tts(raw, cfg.language)
     if not any(unicodedata.category(ch)[0] in "LN" for ch in spoken):
-        return Problem(
+        return Drop(
             Category.BAD_TEXT, "nothing left to read after TTS normalisation", _excerpt(raw)
         )
     problem = _size_problem(
@@ -1094,11 +1085,11 @@ def _piece(raw: str, cfg: PrepConfig) -> Prepared | Problem:
         return Prepared(raw, spoken)
     if len(spoken) > cfg.max_chars or word_count(spoken) > cfg.max_words:
         reason = problem.reason + ", with no clause boundary (; : , dash) left to split at"
-        return Problem(problem.category, f"spoken form {reason}", _excerpt(raw))
-    return Problem(problem.category, f"spoken form {problem.reason}", _excerpt(raw))
+        return Drop(problem.category, f"spoken form {reason}", _excerpt(raw))
+    return Drop(problem.category, f"spoken form {problem.reason}", _excerpt(raw))
 
 
-def prepare(text: str, cfg: PrepConfig) -> list[Prepared | Problem]:
+def prepare(text: str, cfg: PrepConfig) -> list[Prepared | Drop]:
     """One raw text -> its sentences (or clauses) ready for the voice, or why not.
 
     The list is in text order and never empty. Size limits apply to the spoken
@@ -1106,16 +1097,16 @@ def prepare(text: str, cfg: PrepConfig) -> list[Prepared | Problem]:
     """
     text = text.replace("\r\n", "\n")
     if not text.strip():
-        return [Problem(Category.BAD_TEXT, "the text is empty")]
+        return [Drop(Category.BAD_TEXT, "the text is empty")]
     sentences = split_sentences(text) if cfg.split_sentences else [" ".join(text.split())]
-    out: list[Prepared | Problem] = []
+    out: list[Prepared | Drop] = []
     for sentence in sentences:
         problem = _content_problem(sentence, cfg.language)
         if problem is not None:
             out.append(problem)
             continue
         out.extend(_piece(piece, cfg) for piece in _clauses(sentence, cfg))
-    return out or [Problem(Category.BAD_TEXT, "the text is empty")]
+    return out or [Drop(Category.BAD_TEXT, "the text is empty")]
 
 
 def dedupe_key(spoken: str, normalizer: Callable[[str], str]) -> str:

@@ -20,9 +20,9 @@ from apache_beam.utils.windowed_value import WindowedValue
 from speechmill.config import AudioConfig, CrawlConfig
 from speechmill.core.audio.chunks import local_path
 from speechmill.core.audio.io import AudioRejected, Transcoded, sha256_file, transcode_to_flac
-from speechmill.core.text.unicode import clean, clean_opt
+from speechmill.core.crawl.policy import give_up
 from speechmill.faults import fault_point
-from speechmill.schemas import Attribution, Category, Recording, SourceItem
+from speechmill.schemas import Attribution, Category, Drop, Recording, SourceItem
 from speechmill.store import Store, fs
 from speechmill.transforms.common import SOURCES, internal_detail, reject
 
@@ -322,28 +322,17 @@ class AcquireDoFn(beam.DoFn):
         except Exception as e:  # one bad item never stops the run
             yield beam.pvalue.TaggedOutput(SOURCES, item)
             yield self._reject(
-                item, stage, Category.INTERNAL, "unexpected error", internal_detail(e)
+                item, stage, Drop(Category.INTERNAL, "unexpected error", internal_detail(e))
             )
 
-    def _reject(
-        self,
-        item: SourceItem,
-        stage: str,
-        category: Category,
-        reason: str,
-        detail: str | None = None,
-        retryable: bool = False,
-    ) -> beam.pvalue.TaggedOutput:
+    def _reject(self, item: SourceItem, stage: str, drop: Drop) -> beam.pvalue.TaggedOutput:
         return reject(
+            drop,
             item_id=item.media_id,
             item_kind="source",
             stage=stage,
-            category=category,
-            reason=reason,
             run_id=self._run_id,
             source_id=item.media_id,
-            detail=detail,
-            retryable=retryable,
         )
 
     def _local(self, item: SourceItem) -> Iterator[object]:
@@ -352,15 +341,13 @@ class AcquireDoFn(beam.DoFn):
             size = os.path.getsize(path)
         except FileNotFoundError:
             yield beam.pvalue.TaggedOutput(SOURCES, item)
-            yield self._reject(
-                item, STAGE, Category.NOT_FOUND, "file disappeared", path, retryable=True
-            )
+            drop = Drop(Category.NOT_FOUND, "file disappeared", path, retryable=True)
+            yield self._reject(item, STAGE, drop)
             return
         except OSError as e:
             yield beam.pvalue.TaggedOutput(SOURCES, item)
-            yield self._reject(
-                item, STAGE, Category.IO_ERROR, "cannot stat file", str(e), retryable=True
-            )
+            drop = Drop(Category.IO_ERROR, "cannot stat file", str(e), retryable=True)
+            yield self._reject(item, STAGE, drop)
             return
         yield from self._ingest(item, path, size, STAGE)
 
@@ -371,20 +358,10 @@ class AcquireDoFn(beam.DoFn):
             if fetched.got is None or failure is not None:
                 if failure is None:  # no attempt ran (retries < 0 cannot happen): be safe
                     raise RuntimeError("download produced neither a file nor a failure")
-                retryable = failure.retryable
-                reason = failure.reason
                 tries = self._attempts.get(item.media_id, 0) + 1
-                if retryable and tries >= self._crawl.max_attempts:
-                    retryable = False
-                    reason = f"{reason} (gave up after {tries} runs; crawl.max_attempts)"
                 yield beam.pvalue.TaggedOutput(SOURCES, item)
                 yield self._reject(
-                    item,
-                    FETCH_STAGE,
-                    failure.category,
-                    clean(reason),  # yt-dlp messages quote remote text
-                    clean_opt(failure.detail or None),
-                    retryable=retryable,
+                    item, FETCH_STAGE, give_up(failure.drop, tries, self._crawl.max_attempts)
                 )
                 return
             yield from self._ingest(item, fetched.got.path, fetched.got.bytes, FETCH_STAGE)
@@ -394,21 +371,19 @@ class AcquireDoFn(beam.DoFn):
     def _ingest(self, item: SourceItem, path: str, size: int, stage: str) -> Iterator[object]:
         if size == 0:
             yield beam.pvalue.TaggedOutput(SOURCES, item)
-            yield self._reject(item, stage, Category.EMPTY, "zero bytes")
+            yield self._reject(item, stage, Drop(Category.EMPTY, "zero bytes"))
             return
         if size > self._audio.max_size_bytes:
             yield beam.pvalue.TaggedOutput(SOURCES, item)
-            yield self._reject(
-                item, stage, Category.TOO_LARGE, f"{size} bytes is over audio.max_size_bytes"
-            )
+            drop = Drop(Category.TOO_LARGE, f"{size} bytes is over audio.max_size_bytes")
+            yield self._reject(item, stage, drop)
             return
         try:
             recording_id, _ = sha256_file(path)
         except OSError as e:
             yield beam.pvalue.TaggedOutput(SOURCES, item)
-            yield self._reject(
-                item, stage, Category.IO_ERROR, "cannot read file", str(e), retryable=True
-            )
+            drop = Drop(Category.IO_ERROR, "cannot read file", str(e), retryable=True)
+            yield self._reject(item, stage, drop)
             return
         linked = dataclasses.replace(item, recording_id=recording_id, size_bytes=size)
         if recording_id in self._committed:
@@ -418,7 +393,7 @@ class AcquireDoFn(beam.DoFn):
             rel, info = store_flac(self._store, recording_id, path, self._audio)
         except AudioRejected as r:
             yield beam.pvalue.TaggedOutput(SOURCES, item)
-            yield self._reject(item, stage, r.category, r.reason, r.detail)
+            yield self._reject(item, stage, r.drop)
             return
         yield beam.pvalue.TaggedOutput(SOURCES, linked)
         yield Recording(
