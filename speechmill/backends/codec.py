@@ -4,7 +4,7 @@
 same number of samples at the same rate, aligned to the input sample for sample.
 Rates the encoder does not take (opus only takes 8/12/16/24/48 kHz) and a
 decoder's own output rate (FFmpeg decodes opus at 48 kHz) are bridged with the
-band-limited `resample` of the augmentation core, which adds no delay.
+delay-free `resample` (soxr) of the audio core.
 
 Encoder delay: the mp3 (LAME header) and Ogg Opus (pre-skip) containers tell the
 decoder how many priming samples to drop; ADTS AAC does not (1024 samples). To
@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from speechmill.core.audio.augment import resample
+from speechmill.core.audio.io import resample
 
 CodecName = Literal["mp3", "opus", "aac"]
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from fractions import Fraction
 from typing import Literal
 
 import numpy as np
@@ -34,6 +33,7 @@ import numpy.typing as npt
 
 from speechmill.config import AugmentConfig
 from speechmill.core.asr.nbest import derive_seed
+from speechmill.core.audio.io import resample, resample_to
 from speechmill.schemas.synth import AugParams
 
 Audio = npt.NDArray[np.float32]
@@ -418,80 +418,18 @@ def _fast_len(n: int) -> int:
 # ---------------------------------------------------------------------------- resampling
 
 
-def resample(x: npt.NDArray[np.floating], sr_in: int, sr_out: int) -> Audio:
-    """Band-limited resampling (Kaiser-windowed sinc), round(len * sr_out / sr_in) samples.
-
-    Output sample m sits at input time m * sr_in / sr_out (no delay). Passband flat to
-    ~0.8 x the lower Nyquist, stopband (>80 dB) from ~the lower Nyquist.
-    """
-    if sr_in <= 0 or sr_out <= 0:
-        raise ValueError("sample rates must be positive")
-    a = np.asarray(x, dtype=np.float64).reshape(-1)
-    if sr_in == sr_out:
-        return a.astype(np.float32)
-    ratio = Fraction(sr_out, sr_in)
-    n_out = round(a.size * sr_out / sr_in)
-    return _resample_ratio(a, ratio.numerator, ratio.denominator, n_out)
-
-
 def change_speed(x: npt.NDArray[np.floating], factor: float, sr: int) -> Audio:
     """Play `x` `factor` times faster, like sox `speed`: pitch and tempo change together.
 
-    Resamples so the duration becomes round(len / factor) at the same `sr` (the ratio
-    is approximated by a fraction with denominator <= 1000). `sr` only names the rate.
+    The samples are resampled as if recorded at `factor * sr` (soxr, delay-free), so the
+    duration becomes round(len / factor) at the same `sr`.
     """
     if factor <= 0:
         raise ValueError("speed factor must be positive")
-    del sr  # the operation is rate-independent; kept for a uniform signature
-    a = np.asarray(x, dtype=np.float64).reshape(-1)
+    a = np.asarray(x, dtype=np.float32).reshape(-1)
     if factor == 1.0:
-        return a.astype(np.float32)
-    frac = Fraction(factor).limit_denominator(1000)
-    n_out = round(a.size / factor)
-    # Output sample m reads input time m * factor: "up" = denominator, "down" = numerator.
-    return _resample_ratio(a, frac.denominator, frac.numerator, n_out)
-
-
-_ZEROS = 32  # zero crossings of the sinc on each side (at the filter's cutoff)
-_ROLLOFF = 0.9  # cutoff as a share of the lower Nyquist
-_BETA = 8.6  # Kaiser window shape (~86 dB sidelobes)
-_CHUNK = 1 << 14
-_TABLE_MAX = 4096  # precompute the kernel for every phase up to this many
-
-
-def _resample_ratio(a: npt.NDArray[np.float64], up: int, down: int, n_out: int) -> Audio:
-    """y[m] = sum_k a[k] h(m * down / up - k), h the windowed sinc at min(1, up/down)."""
-    if n_out <= 0 or a.size == 0:
-        return np.zeros(max(n_out, 0), dtype=np.float32)
-    cutoff = _ROLLOFF * min(1.0, up / down)  # in units of the input Nyquist
-    half = _ZEROS / cutoff  # kernel half-width in input samples
-    k_half = math.ceil(half)
-    taps = np.arange(-k_half + 1, k_half + 1, dtype=np.float64)  # 2 k_half taps
-    padded = np.concatenate([np.zeros(k_half), a, np.zeros(k_half + 1)]).astype(np.float32)
-    span = np.arange(taps.size)
-
-    def kernel(phases: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        d = (phases[:, None] / up) - taps[None, :]  # distance from each tap to the output time
-        u = np.clip(d / half, -1.0, 1.0)
-        w = np.i0(_BETA * np.sqrt(1.0 - u * u)) / np.i0(_BETA)
-        w[np.abs(d) >= half] = 0.0
-        return (cutoff * np.sinc(cutoff * d) * w).astype(np.float32)
-
-    table = kernel(np.arange(up, dtype=np.int64)) if up <= _TABLE_MAX else None
-    out = np.empty(n_out, dtype=np.float32)
-    for start in range(0, n_out, _CHUNK):
-        stop = min(n_out, start + _CHUNK)
-        num = np.arange(start, stop, dtype=np.int64) * down
-        base, phase = np.divmod(num, up)
-        if table is not None:
-            weights = table[phase]
-        else:
-            uniq, inv = np.unique(phase, return_inverse=True)
-            weights = kernel(uniq)[inv]
-        # tap j reads input base - k_half + 1 + j, i.e. padded index base + 1 + j
-        cols = np.minimum(base[:, None] + 1 + span[None, :], padded.size - 1)
-        out[start:stop] = np.einsum("ij,ij->i", padded[cols], weights)
-    return out
+        return a
+    return resample_to(a, factor * sr, sr, round(a.size / factor))
 
 
 # ---------------------------------------------------------------------------- telephone

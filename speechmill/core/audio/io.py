@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from speechmill.core.audio.chunks import SAMPLE_RATE
 from speechmill.schemas import Category, Dropped
 
-SAMPLE_RATE = 16000
 _BLOCK = 1 << 20
 CANCEL_DB = 20.0
 """A down-mix this many dB quieter than its loudest channel has cancelled (e.g. R = -L)."""
@@ -329,17 +329,27 @@ def load_audio(path: str, max_duration_s: float = 600.0) -> npt.NDArray[np.float
     return np.concatenate(pieces)
 
 
-def resample(audio: npt.NDArray[np.float32], sr_in: int, sr_out: int) -> npt.NDArray[np.float32]:
-    """Mono float32 from sr_in to sr_out with FFmpeg's resampler (fast; same length ratio)."""
-    import av
+def resample(
+    audio: npt.NDArray[np.floating], sr_in: float, sr_out: float
+) -> npt.NDArray[np.float32]:
+    """Mono float32 from sr_in to sr_out (soxr, high quality, no delay), exactly
+    round(len * sr_out / sr_in) samples."""
+    return resample_to(audio, sr_in, sr_out, round(np.size(audio) * sr_out / sr_in))
 
-    if sr_in == sr_out or audio.size == 0:
-        return np.asarray(audio, dtype=np.float32)
-    frame = av.AudioFrame.from_ndarray(
-        np.ascontiguousarray(audio, dtype=np.float32).reshape(1, -1), format="flt", layout="mono"
-    )
-    frame.sample_rate = sr_in
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sr_out)
-    pieces = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-    pieces += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    return np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
+
+def resample_to(
+    audio: npt.NDArray[np.floating], sr_in: float, sr_out: float, n_out: int
+) -> npt.NDArray[np.float32]:
+    """`resample` with the output length given (trimmed or zero-padded to `n_out`)."""
+    import soxr
+
+    if sr_in <= 0 or sr_out <= 0:
+        raise ValueError("sample rates must be positive")
+    a = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+    if sr_in == sr_out or a.size == 0:
+        y = a
+    else:
+        y = np.asarray(soxr.resample(a, sr_in, sr_out, quality="HQ"), dtype=np.float32)
+    if y.size >= n_out:
+        return y[:n_out]
+    return np.concatenate([y, np.zeros(n_out - y.size, np.float32)])
