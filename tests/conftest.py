@@ -10,7 +10,7 @@ from speechmill.config import Config, load_config
 logging.getLogger("apache_beam").setLevel(logging.ERROR)
 
 
-def make_config(folder: Path | str, extra: str = "", **_: object) -> Config:
+def make_config(folder: Path | str, extra: str = "") -> Config:
     text = f"sources:\n  - kind: local\n    name: test\n    paths: [{folder}]\n" + extra
     return load_config(text=text)
 

@@ -66,11 +66,11 @@ from speechmill.core.align.alignment import (
     finish,
 )
 from speechmill.core.align.ctc import align_words, place_words, tokenize_words
+from speechmill.core.audio.chunks import SAMPLE_RATE
 from speechmill.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 MMS_FA_URL = "https://dl.fbaipublicfiles.com/mms/torchaudio/ctc_alignment_mling_uroman/model.pt"
 MMS_FA_LABELS = (
     "-", "a", "i", "e", "n", "o", "u", "t", "s", "r", "m", "k", "l", "d", "g",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from speechmill.core.audio.chunks import SAMPLE_RATE
 from speechmill.schemas import Attribution
 
 
@@ -23,7 +24,7 @@ class ChunkRef:
 
     @property
     def duration_s(self) -> float:
-        return (self.end - self.start) / 16000.0
+        return (self.end - self.start) / SAMPLE_RATE
 
     @property
     def item_id(self) -> str:

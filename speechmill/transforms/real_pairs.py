@@ -14,6 +14,7 @@ from typing import Any
 from speechmill.config import Config
 from speechmill.core.asr.decoding import NBestColumns
 from speechmill.core.asr.nbest import derive_seed, uniform
+from speechmill.core.audio.chunks import SAMPLE_RATE
 from speechmill.core.audio.io import read_span
 from speechmill.core.synth import synthplan
 from speechmill.core.synth.pairs import PairSource, make_pair
@@ -127,7 +128,7 @@ def add_real_pairs(cfg: Config, store: Store, run_id: str) -> int:
             aug=aug,
             audio_uri=rel,
             clean_audio_uri=rel,
-            duration_s=(end - start) / 16000.0,
+            duration_s=(end - start) / SAMPLE_RATE,
             is_synthetic=False,
         )
         rows.append(

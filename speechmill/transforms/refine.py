@@ -20,6 +20,7 @@ from speechmill.config import AlignConfig, FiltersConfig
 from speechmill.core.align.alignment import AlignedWord, Alignment
 from speechmill.core.align.resegment import resegment
 from speechmill.core.asr.decoding import AsrOutput, asr_failure
+from speechmill.core.audio.chunks import SAMPLE_RATE as SR
 from speechmill.core.audio.io import read_span
 from speechmill.core.text.metrics import compression_ratio
 from speechmill.core.text.normalize import get_normalizer
@@ -28,7 +29,6 @@ from speechmill.schemas import Attribution, Category, Drop, Label, Utterance, Wo
 from speechmill.transforms.asr import ItemRef, nbest_row
 from speechmill.transforms.common import HYPOTHESES, internal_detail, reject
 
-SR = 16000
 ALIGN_STAGE = "align"
 FILTER_STAGE = "filter"
 LABELS = "labels"
@@ -208,7 +208,7 @@ class AlignedWordsDoFn(beam.DoFn):
     def process(self, result: PredictionResult) -> Iterator[Any]:
         fault_point("align")
         seg = cast(SegmentRef, cast(tuple[Any, Any], result.example)[0])
-        al = cast(Any, result.inference)
+        al = cast(Alignment | str, result.inference)  # an error message when it failed
         if isinstance(al, str):
             yield reject(
                 Drop(Category.ALIGN_ERROR, "forced alignment failed on this segment", detail=al),

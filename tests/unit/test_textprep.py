@@ -16,7 +16,6 @@ from speechmill.core.text.textprep import (
     Drop,
     Prepared,
     check_text,
-    dedupe_key,
     normalize_for_tts,
     number_to_words,
     ordinal_to_words,
@@ -514,11 +513,12 @@ def test_prepare_uses_the_language():
 # --------------------------------------------------------------------------- dedupe
 
 
-def test_dedupe_key_matches_texts_that_read_the_same():
+def test_texts_that_read_the_same_get_the_same_text_id():
+    from speechmill.core.synth.synthplan import text_id
+
     norm = get_normalizer("whisper-english")
     a = normalize_for_tts("The fee is $3.50, OK?")
     b = normalize_for_tts("the fee is   3 dollars and 50 cents ok")
     c = normalize_for_tts("The fee is $4.50, OK?")
-    assert dedupe_key(a, norm) == dedupe_key(b, norm)
-    assert dedupe_key(a, norm) != dedupe_key(c, norm)
-    assert dedupe_key("Hello   World", str.lower) == "hello world"
+    assert text_id(norm(a)) == text_id(norm(b))
+    assert text_id(norm(a)) != text_id(norm(c))

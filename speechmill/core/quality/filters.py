@@ -130,11 +130,6 @@ def most_repeated_ngram(text: str, n: int = 3) -> tuple[tuple[str, ...], int]:
     return gram, count
 
 
-def repeated_ngrams(text: str, n: int = 3) -> int:
-    """Max count of any word n-gram in the text (0 when it has fewer than n words)."""
-    return most_repeated_ngram(text, n)[1]
-
-
 # --------------------------------------------------------------------------- scripts
 
 

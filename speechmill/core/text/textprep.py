@@ -1107,9 +1107,3 @@ def prepare(text: str, cfg: PrepConfig) -> list[Prepared | Drop]:
             continue
         out.extend(_piece(piece, cfg) for piece in _clauses(sentence, cfg))
     return out or [Drop(Category.BAD_TEXT, "the text is empty")]
-
-
-def dedupe_key(spoken: str, normalizer: Callable[[str], str]) -> str:
-    """The key under which two spoken texts are duplicates: the normalised, casefolded
-    text with whitespace collapsed (e.g. with `get_normalizer("whisper-english")`)."""
-    return " ".join(normalizer(spoken).casefold().split())
