@@ -330,3 +330,76 @@ def test_sigkill_from_outside_at_any_time_loses_nothing_committed(
     committed_before = {m.run_id for m in Store(str(root)).markers()}
     resume_and_compare("corpus", work, root, states)
     assert committed_before <= {m.run_id for m in Store(str(root)).markers()}
+
+
+# ------------------------------------------------------------------- accounting
+# Every input of a pipeline has children or exactly one reject (design.md). The
+# clean runs above are the inputs: one per pipeline.
+
+
+def _q(root: Path, sql: str) -> list[tuple]:
+    con = connect(Store(str(root)))
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_accounting_corpus(states: dict[str, Path]) -> None:
+    from tests.pipeline.helpers import check_accounting
+
+    root = states["clean-corpus"]
+    for m in Store(str(root)).markers():
+        check_accounting(root, m.run_id)
+    listed = len(list((Path(states["corpus"]).parent / "in").iterdir()))
+    assert _q(root, "select count(*) from sources") == [(listed,)]
+
+
+def test_accounting_refine(states: dict[str, Path]) -> None:
+    root = states["clean-refine"]
+    # every recording: utterances, or one recording-level reject of the align stage
+    bad = _q(
+        root,
+        """select r.recording_id,
+             (select count(*) from utterances u where u.recording_id = r.recording_id),
+             (select count(*) from rejects j where j.item_id = r.recording_id
+                and j.stage = 'align')
+           from recordings r""",
+    )
+    assert bad and all((n > 0) != (k == 1) and k <= 1 for _, n, k in bad), bad
+    # every utterance: exactly one round-0 label; a `reject` label <=> one filter reject
+    rows = _q(
+        root,
+        """select u.utterance_id, count(l.utterance_id),
+             count(*) filter (where l.decision = 'reject'),
+             (select count(*) from rejects j where j.item_id = u.utterance_id)
+           from utterances u left join labels l on l.utterance_id = u.utterance_id
+             and l.round = 0 group by 1""",
+    )
+    assert rows and all(n == 1 and rej == k for _, n, rej, k in rows), rows
+
+
+def test_accounting_relabel(states: dict[str, Path]) -> None:
+    root = states["clean-relabel"]
+    pool = _q(states["clean-refine"], "select utterance_id from kept_utterances order by 1")
+    rows = _q(
+        root,
+        """select l.utterance_id, l.decision,
+             (select count(*) from rejects j where j.item_id = l.utterance_id
+                and j.stage = 'relabel-1')
+           from labels l where l.round = 1 order by 1""",
+    )
+    assert [r[:1] for r in rows] == pool and pool
+    assert all((decision == "reject") == (k == 1) and k <= 1 for _, decision, k in rows)
+
+
+def test_accounting_synth(states: dict[str, Path], work: Path) -> None:
+    root = states["clean-synth"]
+    lines = (work / "texts.txt").read_text(encoding="utf-8").splitlines()
+    text_rejects = _q(root, "select item_id from rejects where item_kind = 'text'")
+    item_rejects = _q(root, "select item_id from rejects where item_kind = 'synth_item'")
+    synthetic = _q(root, "select count(*) from pairs where is_synthetic")[0][0]
+    # one sentence per line, one variant each: a pair or a reject per text
+    assert len(text_rejects) == 1 and synthetic + len(item_rejects) == len(lines) - 1
+    real = _q(root, "select count(*) from pairs where not is_synthetic")[0][0]
+    assert real >= 1  # the real-speech mix-in ran and is accounted as pairs
