@@ -107,27 +107,15 @@ def demo_config(workdir: Path) -> Config:
 
 def part_wer(root: str, made: list[DemoFile], part: str) -> tuple[float, int]:
     """Corpus WER of one part (normalised), joining each recording's segments in order."""
-    from speechmill.core.text.metrics import corpus_counts
-    from speechmill.core.text.normalize import get_normalizer
-    from speechmill.store import connect
+    from speechmill.reports import label_wer
 
-    norm = get_normalizer("whisper-english")
-    con = connect(root)
-    hyp = dict(
-        con.execute(
-            "SELECT s.url, string_agg(g.text, ' ' ORDER BY g.start_sample) FROM sources s "
-            "LEFT JOIN segments g USING (recording_id) GROUP BY 1"
-        ).fetchall()
-    )
-    pairs = [(norm(f.text), norm(hyp.get(f.path) or "")) for f in made if f.part == part]
-    counts = corpus_counts(pairs)
-    return counts.rate, counts.ref_len
+    return label_wer(root, [(f.path, f.text) for f in made if f.part == part])
 
 
 def run_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> int:
     from speechmill.pipelines.corpus import run_corpus
-    from speechmill.pipelines.summary import summarize
-    from speechmill.store import Store, connect
+    from speechmill.reports import nbest_diversity, summarize
+    from speechmill.store import Store
 
     t0 = time.monotonic()
     audio_dir = workdir / "audio"
@@ -155,11 +143,7 @@ def run_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> int:
     print(summarize(store, run_ids).format())
     piper_wer, piper_words = part_wer(store.root, made, "piper")
     espeak_wer, espeak_words = part_wer(store.root, made, "espeak")
-    con = connect(store)
-    n_unique, lists, dup = con.execute(
-        "SELECT avg(n_unique), count(*), count(*) FILTER (WHERE len(list_distinct(texts_norm)) "
-        "< len(texts_norm)) FROM hypotheses"
-    ).fetchone() or (0.0, 0, 0)
+    n_unique, lists, dup = nbest_diversity(store)
     print()
     print(f"label WER: {100 * piper_wer:.1f}%  (piper voice, {piper_words} words)")
     print(
@@ -200,8 +184,9 @@ def run_synth_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> in
     """Make a small GER dataset offline and print its metrics and exports."""
     from speechmill.core.quality.pair_metrics import aggregate, format_table
     from speechmill.exports import export
-    from speechmill.pipelines.synth import run_synth, synth_report
-    from speechmill.store import Store, connect
+    from speechmill.pipelines.synth import run_synth
+    from speechmill.reports import pairs_table, synth_report, text_rejects
+    from speechmill.store import Store
 
     t0 = time.monotonic()
     cfg = synth_demo_config(workdir, seed)
@@ -209,15 +194,10 @@ def run_synth_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> in
     print(f"speechmill demo --synth: TTS -> augmentation -> Whisper 5-best into {store.root} ...")
     result = run_synth(cfg, progress=progress)
     print()
-    print(synth_report(store, result))
-    con = connect(store)
-    try:
-        table = con.sql("SELECT * FROM pairs ORDER BY pair_id").to_arrow_table()
-        bad = con.execute(
-            "SELECT reason, count(*) FROM rejects WHERE stage = 'text' GROUP BY 1 ORDER BY 2 DESC"
-        ).fetchall()
-    finally:
-        con.close()
+    (run_id,) = result.run_ids
+    print(synth_report(store, run_id, already=result.already, real=result.real))
+    table = pairs_table(store)
+    bad = text_rejects(store)
     if bad:
         print()
         print("texts rejected:")

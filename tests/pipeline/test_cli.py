@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from speechmill.cli import main
+from speechmill import reports
+from speechmill.cli import build_parser, main
+from speechmill.store import Store
 
 pytestmark = pytest.mark.model
 
@@ -68,12 +70,22 @@ def test_run_tables_query_rejects_views_gc(
     assert json.loads(capsys.readouterr().out) == [{"n": 3, "some": True}]
     assert main(["query", "--root", root, "select nonsense from nowhere"]) == 2
     assert "query failed" in capsys.readouterr().err
+    assert main(["query", "--root", root, "--format", "csv", "select 3 as n, 'a,b' as t"]) == 0
+    assert capsys.readouterr().out == 'n,t\r\n3,"a,b"\r\n'
 
     assert main(["views", "--root", root]) == 0
     assert 'CREATE OR REPLACE VIEW "segments"' in capsys.readouterr().out
     assert main(["rejects", "--root", root, "--by", "reason"]) == 0
     assert main(["summary", "--root", root]) == 0
     assert "segments       3" in capsys.readouterr().out
+    (run_id,) = t["runs"]
+    assert reports.summarize(Store(root), [run_id]).segments == 3
+    refined = reports.refine_report(Store(root), run_id)  # a corpus run: nothing refined
+    assert refined.splitlines()[:3] == [
+        f"run            {run_id}",
+        "recordings     0 refined (0.000 h)",
+        "utterances     0  (0.000 h)",
+    ]
     assert main(["gc", "--root", root, "--dry-run"]) == 0
     assert "would remove 0 files" in capsys.readouterr().out
 
@@ -84,3 +96,53 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for cmd in ("run", "tables", "query", "gc", "config"):
         assert cmd in out
+
+
+def test_config_without_an_action_prints_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["config"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: speechmill config [-h] ACTION ...")
+
+
+def test_no_command_prints_the_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert capsys.readouterr().out.startswith("usage: speechmill [-h] [--version] [-v] COMMAND")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["config", "check", "c.yaml"],
+        ["config", "show", "c.yaml"],
+        ["run", "c.yaml"],
+        ["refresh", "c.yaml"],
+        ["refine", "c.yaml"],
+        ["relabel", "c.yaml", "--teacher", "t", "--round", "1"],
+        ["nst", "c.yaml", "--rounds", "1", "--train-cmd", "true"],
+        ["sources", "c.yaml"],
+        ["tables"],
+        ["query", "select 1"],
+        ["views"],
+        ["rejects"],
+        ["summary"],
+        ["synth", "c.yaml"],
+        ["metrics"],
+        ["export", "--format", "hf", "--out", "o"],
+        ["demo"],
+        ["gc"],
+    ],
+)
+def test_every_command_names_its_handler(argv: list[str]) -> None:
+    func = build_parser().parse_args(argv).func
+    assert func.__name__ == "cmd_" + "_".join(a for a in argv[:2] if a.isalpha())
+
+
+def test_text_table_pads_cuts_and_shows_null() -> None:
+    text = reports.text_table(["a", "long header"], [(None, 1.23456), ("x" * 90, 2e7)])
+    assert text.splitlines() == [
+        "a" + " " * 81 + "long header",
+        "-" * 80 + "  " + "-" * 11,
+        "NULL" + " " * 78 + "1.235",
+        "x" * 77 + "...  2e+07",
+    ]
