@@ -13,7 +13,6 @@ where the item or reject is built.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -33,7 +32,14 @@ from speechmill.core.crawl.licenses import (
     resolve,
     scan_html,
 )
-from speechmill.core.crawl.policy import Policy, decide, parse_day
+from speechmill.core.crawl.policy import (
+    Policy,
+    decide,
+    enclosure_drop,
+    needs_full_metadata,
+    parse_day,
+    url_drop,
+)
 from speechmill.core.text.unicode import clean, clean_all
 from speechmill.schemas import Category, Drop, Reject, SourceItem
 from speechmill.transforms.common import make_reject
@@ -202,23 +208,6 @@ def _ytdlp_item(
     )
 
 
-def _needs_full(entry: dict[str, Any], spec: RemoteSpec, policy: Policy) -> bool:
-    if spec.full_metadata == "never":
-        return False
-    if spec.full_metadata == "always":
-        return entry.get("_type") == "url" or "formats" not in entry
-    flat = entry.get("_type") == "url"
-    missing = (
-        (policy.needs_license and not entry.get("license"))
-        or (policy.needs_date and not entry.get("upload_date"))
-        or (policy.needs_duration and entry.get("duration") is None)
-    )
-    return flat and missing
-
-
-LOCAL_SCHEMES = ("file:", "data:", "ftp:", "gopher:", "jar:", "javascript:")
-
-
 _ESCAPED = re.compile("[\udc80-\udcff]")
 
 
@@ -257,7 +246,7 @@ def _take_entry(
     are made only where robots.txt allows them; the media URL is checked once the
     policy keeps the item.
     """
-    if _needs_full(entry, spec, policy):
+    if needs_full_metadata(entry, spec.full_metadata, policy):
         denied = robots.check(str(entry.get("url")))
         if denied is not None:
             _skip(found, _ytdlp_item(entry, spec, name, run_id, now, [], {}), denied)
@@ -306,15 +295,11 @@ def discover_ytdlp(
     for url in _urls_of(spec):
         streak = 0
         media_id = ytdlp.url_id(url)
-        if url.lower().startswith(LOCAL_SCHEMES):
+        unsupported = url_drop(url)
+        if unsupported is not None:
             bad = _placeholder(media_id, url, spec, name, run_id, now)
             found.skipped.append(bad)
-            found.rejects.append(
-                _reject(
-                    bad,
-                    Drop(Category.UNSUPPORTED, "only network URLs are crawled (use kind: local)"),
-                )
-            )
+            found.rejects.append(_reject(bad, unsupported))
             continue
         denied = robots.check(url)
         if denied is not None:  # the listing itself may not be fetched
@@ -473,12 +458,11 @@ def discover_rss(
         if is_known(media_id):
             found.known += 1
             continue
-        if not entry.enclosure_url.lower().startswith(("http://", "https://")):
+        unsupported = enclosure_drop(entry.enclosure_url)
+        if unsupported is not None:
             bad = _placeholder(media_id, entry.enclosure_url, spec, name, run_id, now)
             found.skipped.append(bad)
-            found.rejects.append(
-                _reject(bad, Drop(Category.UNSUPPORTED, "only http(s) enclosures are fetched"))
-            )
+            found.rejects.append(_reject(bad, unsupported))
             continue
         raw = clean_all(entry.license_marks) or clean_all(feed.license_marks)
         license_id = resolve(raw) if raw else UNKNOWN
@@ -510,7 +494,3 @@ def discover_rss(
         _decide(found, item, policy, position, robots, entry.enclosure_url)
         position += 1
     return found
-
-
-def with_run(items: list[SourceItem], run_id: str) -> list[SourceItem]:
-    return [dataclasses.replace(i, run_id=run_id) for i in items]

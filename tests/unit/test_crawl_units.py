@@ -7,8 +7,15 @@ import pytest
 from speechmill.backends.net import BlockedHostError
 from speechmill.backends.ytdlp import FetchError, classify, media_id_for
 from speechmill.cli import safe_text
-from speechmill.core.crawl.policy import Policy, decide, parse_day
-from speechmill.schemas import Category
+from speechmill.core.crawl.policy import (
+    Policy,
+    decide,
+    enclosure_drop,
+    needs_full_metadata,
+    parse_day,
+    url_drop,
+)
+from speechmill.schemas import Category, Drop
 
 
 @pytest.mark.parametrize(
@@ -80,17 +87,44 @@ def test_policy_decisions() -> None:
         upload_date=dt.date(2026, 6, 1),
         language="en-US",
     )
-    assert decide(p, **ok).ok
+    assert decide(p, **ok) is None
     assert decide(p, **{**ok, "position": 2}).category == Category.POLICY_CAP
     assert decide(p, **{**ok, "license_id": "unknown"}).category == Category.POLICY_LICENSE
     assert decide(p, **{**ok, "license_id": "cc-by-nc-4.0"}).category == Category.POLICY_LICENSE
     assert decide(p, **{**ok, "duration_s": 5.0}).category == Category.POLICY_DURATION
-    assert decide(p, **{**ok, "duration_s": None}).ok  # unknown durations pass
+    assert decide(p, **{**ok, "duration_s": None}) is None  # unknown durations pass
     assert decide(p, **{**ok, "upload_date": dt.date(2025, 1, 1)}).category == Category.POLICY_DATE
     assert decide(p, **{**ok, "language": "de"}).category == Category.POLICY_LANGUAGE
-    assert decide(Policy(), **{**ok, "license_id": "unknown"}).ok  # no policy: anything goes
+    assert decide(Policy(), **{**ok, "license_id": "unknown"}) is None  # no policy: anything
     assert parse_day("20260102") == parse_day("2026-01-02") == dt.date(2026, 1, 2)
     assert parse_day("garbage") is None
+
+
+def test_which_entries_need_full_metadata() -> None:
+    flat = {"_type": "url", "url": "https://h/v"}
+    licensed = Policy(allow=["cc-by"])
+    assert not needs_full_metadata(flat, "never", licensed)
+    assert needs_full_metadata(flat, "always", Policy())
+    assert needs_full_metadata({"url": "u"}, "always", Policy())  # no formats
+    assert not needs_full_metadata({"url": "u", "formats": []}, "always", Policy())
+    assert needs_full_metadata(flat, "auto", licensed)  # the licence is missing
+    assert not needs_full_metadata({**flat, "license": "CC BY 4.0"}, "auto", licensed)
+    assert not needs_full_metadata(flat, "auto", Policy())  # nothing to decide on
+    assert not needs_full_metadata({"url": "u"}, "auto", licensed)  # not flat
+    assert needs_full_metadata(flat, "auto", Policy(max_duration_s=10))
+    assert not needs_full_metadata({**flat, "duration": 0}, "auto", Policy(max_duration_s=10))
+    assert needs_full_metadata(flat, "auto", Policy(date_after=dt.date(2026, 1, 1)))
+
+
+def test_urls_that_are_not_crawled() -> None:
+    for url in ("file:///etc/passwd", "DATA:text/plain,x", "javascript:alert(1)", "ftp://h/a"):
+        d = url_drop(url)
+        assert d is not None and d.category == Category.UNSUPPORTED and not d.retryable
+        assert d.reason == "only network URLs are crawled (use kind: local)"
+    assert url_drop("https://h/a") is None and url_drop("ytsearch5:talks") is None
+    assert enclosure_drop("HTTPS://h/a.mp3") is None and enclosure_drop("http://h/a") is None
+    d = enclosure_drop("ftp://h/a.mp3")
+    assert d == Drop(Category.UNSUPPORTED, "only http(s) enclosures are fetched")
 
 
 def test_remote_text_is_escaped_for_terminals() -> None:
@@ -135,7 +169,7 @@ def test_ytdlp_items_from_hostile_entries_can_be_written() -> None:
     assert item.channel_id == "UC\ufffd" and item.language == "en\ufffd"
     assert item.tags == ["t\ufffd", "5", "\ufffd"]
     assert item.license == "cc-by-sa-4.0" and "\ud800" not in (item.license_raw or "")
-    rej = _reject(item, Category.NETWORK, f"yt-dlp said {SURROGATES}", True, SURROGATES)
+    rej = _reject(item, Drop(Category.NETWORK, f"yt-dlp said {SURROGATES}", SURROGATES, True))
     assert TABLES["rejects"].to_table([rej]).num_rows == 1
     assert rej.reason == "yt-dlp said \ufffd x \ufffd" and rej.detail == "\ufffd x \ufffd"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from speechmill.core.crawl.licenses import policy_decision
 from speechmill.schemas.rejects import Category, Drop
@@ -119,3 +120,41 @@ def give_up(drop: Drop, tries: int, max_attempts: int) -> Drop:
         retryable=False,
         reason=f"{drop.reason} (gave up after {tries} runs; crawl.max_attempts)",
     )
+
+
+def needs_full_metadata(
+    entry: Mapping[str, Any], mode: Literal["auto", "always", "never"], policy: Policy
+) -> bool:
+    """Whether a listed yt-dlp entry needs its full metadata read (one more request).
+
+    `mode` is the source's `full_metadata`: `never`; `always` (for a flat entry or
+    one without formats); `auto`: a flat entry missing a field the policy decides on.
+    """
+    if mode == "never":
+        return False
+    if mode == "always":
+        return entry.get("_type") == "url" or "formats" not in entry
+    flat = entry.get("_type") == "url"
+    missing = (
+        (policy.needs_license and not entry.get("license"))
+        or (policy.needs_date and not entry.get("upload_date"))
+        or (policy.needs_duration and entry.get("duration") is None)
+    )
+    return flat and missing
+
+
+LOCAL_SCHEMES = ("file:", "data:", "ftp:", "gopher:", "jar:", "javascript:")
+
+
+def url_drop(url: str) -> Drop | None:
+    """None if a source URL (a `ytdlp` URL, a line of a URL list) may be crawled."""
+    if url.lower().startswith(LOCAL_SCHEMES):
+        return Drop(Category.UNSUPPORTED, "only network URLs are crawled (use kind: local)")
+    return None
+
+
+def enclosure_drop(url: str) -> Drop | None:
+    """None if a feed enclosure URL may be fetched (http or https only)."""
+    if not url.lower().startswith(("http://", "https://")):
+        return Drop(Category.UNSUPPORTED, "only http(s) enclosures are fetched")
+    return None
