@@ -129,8 +129,28 @@ SourceSpec = Annotated[
 # --------------------------------------------------------------------------- stages
 
 
+class StoreOptions(_Model):
+    """How to reach an object store. Keys are never configured here: they come from the
+    environment or the cloud's credential chain (AWS_ACCESS_KEY_ID/..., a profile,
+    GOOGLE_APPLICATION_CREDENTIALS, workload identity)."""
+
+    endpoint_url: str | None = Field(
+        None,
+        description="S3-protocol endpoint (MinIO, Ceph, R2, a local test server); null: the "
+        "cloud's default.",
+    )
+    region: str | None = Field(None, description="Region of the bucket (S3).")
+    profile: str | None = Field(
+        None, description="Named credentials profile (~/.aws/credentials) to use."
+    )
+    anonymous: bool = Field(False, description="Read public buckets without credentials.")
+
+
 class StoreConfig(_Model):
     root: str = Field("./data", description="Dataset root: a local path, gs:// or s3:// URL.")
+    options: StoreOptions = Field(
+        StoreOptions(), description="Object-store endpoint, region, profile (docs/store.md)."
+    )
 
 
 class AudioConfig(_Model):

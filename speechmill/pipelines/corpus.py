@@ -190,7 +190,7 @@ def build_corpus(
     sources = p | "Sources" >> beam.Create(list(items)) | "Spread" >> beam.Reshuffle()
     decoded = sources | "Acquire" >> beam.ParDo(
         AcquireDoFn(
-            store.root,
+            store,
             cfg.audio,
             run_id,
             committed_recordings,
@@ -202,7 +202,7 @@ def build_corpus(
     ).with_outputs(SOURCES, REJECTS, main="recordings")
     recordings = decoded.recordings | "Dedupe" >> DedupeRecordings()
     vad = recordings | "VAD" >> beam.ParDo(
-        DetectSpeechDoFn(store.root, cfg.vad, cfg.audio, run_id)
+        DetectSpeechDoFn(store, cfg.vad, cfg.audio, run_id)
     ).with_outputs(REJECTS, main="chunks")
     asr = vad.chunks | "Transcribe" >> Transcribe(
         handler,
@@ -211,6 +211,7 @@ def build_corpus(
         options=options,
         normalizer=cfg.asr.normalizer,
         run_id=run_id,
+        store=store,
         progress=progress,
     )
     rejects = (
@@ -230,7 +231,7 @@ def build_corpus(
         HYPOTHESES: asr[HYPOTHESES],
         "rejects": rejects,
     }
-    _ = outputs | "WriteTables" >> WriteTables(store.root, run_id)
+    _ = outputs | "WriteTables" >> WriteTables(store, run_id)
 
 
 def _parts(items: list[SourceItem], every: int | None) -> list[list[SourceItem]]:
@@ -254,7 +255,7 @@ def run_corpus(
 
     `run` and `refresh` share this code path; `refresh` takes the dataset lock.
     """
-    store = Store(root or cfg.store.root)
+    store = Store.from_config(cfg, root)
     if lock:
         with store.lock(pipeline, break_lock=break_lock):
             return _run(cfg, store, factory, beam_args, progress, pipeline)

@@ -114,7 +114,7 @@ def build_refine(
         p
         | "Segments" >> beam.Create(list(segments))
         | "LoadSegments"
-        >> beam.ParDo(LoadSpanDoFn(run_id, ALIGN_STAGE)).with_outputs(REJECTS, main="audio")
+        >> beam.ParDo(LoadSpanDoFn(run_id, ALIGN_STAGE, store)).with_outputs(REJECTS, main="audio")
     )
     from apache_beam.ml.inference.base import RunInference
 
@@ -130,7 +130,7 @@ def build_refine(
         >> beam.ParDo(ResegmentDoFn(cfg.align, run_id)).with_outputs(REJECTS, main="drafts")
     )
     utt_audio = drafts.drafts | "LoadUtterances" >> beam.ParDo(
-        LoadSpanDoFn(run_id, "transcribe")
+        LoadSpanDoFn(run_id, "transcribe", store)
     ).with_outputs(REJECTS, main="audio")
     handler = AsrModelHandler(
         asr, options, cfg.asr.normalizer, language=cfg.asr.language, batch_size=cfg.asr.batch_size
@@ -175,7 +175,7 @@ def build_refine(
         "labels": filtered[LABELS],
         "hypotheses": decoded[HYPOTHESES],
         "rejects": rejects,
-    } | "WriteTables" >> WriteTables(store.root, run_id)
+    } | "WriteTables" >> WriteTables(store, run_id)
 
 
 def run_refine(
@@ -187,7 +187,7 @@ def run_refine(
     beam_args: Sequence[str] = (),
     progress: bool | None = None,
 ) -> RefineResult:
-    store = Store(root or cfg.store.root)
+    store = Store.from_config(cfg, root)
     segments, done = pending_segments(store, cfg)
     result = RefineResult(
         recordings=len({s.recording.recording_id for s in segments}), skipped=done

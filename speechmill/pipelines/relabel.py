@@ -210,7 +210,8 @@ def build_relabel(
     loaded = (
         p
         | "Pool" >> beam.Create(list(pool))
-        | "Load" >> beam.ParDo(LoadSpanDoFn(rows.run_id, STAGE)).with_outputs(REJECTS, main="audio")
+        | "Load"
+        >> beam.ParDo(LoadSpanDoFn(rows.run_id, STAGE, store)).with_outputs(REJECTS, main="audio")
     )
     gated = loaded.audio | "Teacher" >> Decode(
         handler,
@@ -221,7 +222,7 @@ def build_relabel(
         label=f"relabel round {rows.round_k}",
     )
     rejects = (loaded[REJECTS], gated[REJECTS]) | "Rejects" >> beam.Flatten()
-    _ = {"labels": gated.main, "rejects": rejects} | "Write" >> WriteTables(store.root, rows.run_id)
+    _ = {"labels": gated.main, "rejects": rejects} | "Write" >> WriteTables(store, rows.run_id)
 
 
 def run_round(
@@ -238,7 +239,7 @@ def run_round(
     """One relabelling round, committed as one run (or nothing if already committed)."""
     if round_k < 1:
         raise SpeechmillError("relabelling rounds start at 1 (round 0 is the aligned transcript)")
-    store = Store(root or cfg.store.root)
+    store = Store.from_config(cfg, root)
     result = RoundResult(round_k, teacher)
     done = committed_rounds(store)
     if round_k in done and not force:
@@ -387,7 +388,7 @@ def run_nst(
     progress: bool | None = None,
 ) -> NstResult:
     """Rounds 1..R of relabel -> export -> train; the model each training writes teaches next."""
-    store = Store(root or cfg.store.root)
+    store = Store.from_config(cfg, root)
     out = NstResult()
     current = teacher or cfg.asr.model
     say = log or (lambda msg: print(msg, file=sys.stderr))

@@ -25,8 +25,6 @@ import apache_beam as beam
 from speechmill.backends.tts import VoiceParams
 from speechmill.config import Config, SynthConfig, TextSource, VoiceSpec
 from speechmill.core.asr.decoding import DecodeOptions
-from speechmill.core.audio.io import read_span
-from speechmill.core.quality.pair_metrics import METRIC_COLUMNS, aggregate
 from speechmill.core.synth.synthplan import VoiceOption
 from speechmill.core.text.normalize import get_normalizer
 from speechmill.errors import ConfigError
@@ -217,7 +215,7 @@ def build_synth(
         | "Spread" >> beam.Reshuffle()
     )
     spoken = todo | "Synthesize" >> beam.ParDo(
-        SynthesizeDoFn(store.root, syn, voices, babble_sentences(), run_id, progress)
+        SynthesizeDoFn(store, syn, voices, babble_sentences(), run_id, progress)
     ).with_outputs(REJECTS, main="audio")
     handler = AsrModelHandler(
         asr,
@@ -245,7 +243,7 @@ def build_synth(
         spoken[REJECTS],
         rows[REJECTS],
     ) | "AllRejects" >> beam.Flatten()
-    _ = {"pairs": rows.main, "rejects": rejects} | "WriteTables" >> WriteTables(store.root, run_id)
+    _ = {"pairs": rows.main, "rejects": rejects} | "WriteTables" >> WriteTables(store, run_id)
 
 
 def run_synth(
@@ -261,7 +259,7 @@ def run_synth(
     syn: SynthConfig = cfg.synth
     if not syn.texts:
         raise ConfigError("synth.texts is empty: name at least one text source")
-    store = Store(root or cfg.store.root)
+    store = Store.from_config(cfg, root)
     voices = voice_options(syn.voices, base_dir)
     check_voices(voices)
     if syn.augment.noise_files:
@@ -302,52 +300,6 @@ def run_synth(
     return result
 
 
-def synth_report(store: Store, result: SynthResult) -> str:
-    """What a synth run committed, from the written tables (figures as `speechmill metrics`)."""
-    (run_id,) = result.run_ids
-    con = connect(store)
-    q = con.execute
-    try:
-        cols = ", ".join(f'"{c}"' for c in (*METRIC_COLUMNS, "duration_s"))
-        rows = (
-            con.sql(f"SELECT {cols} FROM pairs_history WHERE run_id = '{run_id}'")  # noqa: S608
-            .to_arrow_table()
-            .to_pylist()
-        )
-        drops = q(
-            "SELECT stage, category, count(*) FROM rejects_history WHERE run_id = ? "
-            "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
-            [run_id],
-        ).fetchall()
-        wall = q("SELECT wall_s FROM runs WHERE run_id = ?", [run_id]).fetchone()
-    finally:
-        con.close()
-    n = len(rows)
-    audio = sum(r["duration_s"] for r in rows)
-    splits = aggregate(rows, ["split"])
-    voices = sorted(aggregate(rows, ["voice"]), key=lambda g: (-g.pairs, g.key["voice"]))
-    lines = [
-        f"run            {run_id}",
-        f"pairs          {n} new ({result.already} committed before; {result.real} from real "
-        f"speech), {audio / 60:.1f} min of audio",
-        "splits         " + (", ".join(f"{g.key['split']} {g.pairs}" for g in splits) or "-"),
-        "voices         " + (", ".join(f"{g.key['voice']} {g.pairs}" for g in voices) or "-"),
-    ]
-    if n:
-        (total,) = aggregate(rows, [])
-        lines.append(
-            f"N-best         mean n_unique {total.mean_n_unique:.2f}; 1-best WER "
-            f"{100 * total.wer:.1f}%, oracle WER {100 * total.oracle_wer:.1f}%"
-        )
-    lines.append("rejects        " + (", ".join(f"{s}/{c} {k}" for s, c, k in drops) or "none"))
-    if wall:
-        lines.append(
-            f"wall           {wall[0]:.1f} s ({60 * n / max(wall[0], 1e-9):.0f} pairs/min)"
-        )
-    lines.append(f"dataset        {store.root}  (tables: pairs, rejects; media/synth/)")
-    return "\n".join(lines)
-
-
 def roundtrip_wer(
     store: Store, table: Any, *, per_voice: int, cfg: Config | None = None
 ) -> dict[str, dict[str, float]]:
@@ -373,7 +325,7 @@ def roundtrip_wer(
     out: dict[str, dict[str, float]] = {}
     for voice, rows in picked.items():
         items = [
-            AsrItem(r["pair_id"], read_span(store.path(r["clean_audio_uri"])), r["language"])
+            AsrItem(r["pair_id"], store.read_span(store.path(r["clean_audio_uri"])), r["language"])
             for r in rows
         ]
         counts = None

@@ -2,7 +2,7 @@
 
 from speechmill.store.gc import GcReport, collect_garbage
 from speechmill.store.ledger import Ledger
-from speechmill.store.store import DataFile, Marker, Run, RunHandle, Store, new_run_id
+from speechmill.store.store import DataFile, Marker, Run, RunHandle, Store, as_store, new_run_id
 from speechmill.store.views import connect, view_sql
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "Run",
     "RunHandle",
     "Store",
+    "as_store",
     "collect_garbage",
     "connect",
     "new_run_id",

@@ -1,8 +1,18 @@
-"""File access for a dataset root: local paths directly, remote URLs through Beam.
+"""Every byte the store reads or writes: local paths through the OS, URLs through fsspec.
 
-Local roots use the OS (atomic `os.replace`); `gs://` and `s3://` roots use
-Beam's `FileSystems` (objects are written whole, so a create is atomic), which
-needs `pip install 'speechmill[gcp]'` or `'speechmill[aws]'`.
+One layer for tables, markers, media, span reads of FLAC, the lock, the ledger,
+exports and reports. Local roots use the OS (`os.replace` makes a write atomic);
+`s3://` (s3fs), `gs://` (gcsfs) and any other fsspec protocol go through fsspec,
+where an object is written by one PUT (or one multipart upload, completed
+atomically), so readers never see half a file. Why fsspec rather than Beam's
+`FileSystems`: ranged reads with a block cache (a span of a FLAC costs the bytes
+of that span, not the file), conditional creates (`If-None-Match: *`, the lock),
+and the same filesystem object registered in DuckDB for queries (docs/store.md).
+
+Storage options (endpoint, region, profile, anonymous access) are per dataset root:
+`Store(root, options)` registers them with `configure`, and every path under that
+root is opened with them, on the driver and on workers alike. Keys never pass
+through here: they come from the environment or the cloud's credential chain.
 """
 
 from __future__ import annotations
@@ -11,18 +21,86 @@ import contextlib
 import os
 import posixpath
 import re
+import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
+from speechmill.errors import StoreError
 from speechmill.faults import fault_point
 
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+_EXTRAS = {"s3": "aws", "gs": "gcp", "gcs": "gcp"}
+
+_lock = threading.Lock()
+_OPTIONS: dict[str, dict[str, Any]] = {}  # root URL -> fsspec storage options
 
 
 def is_remote(path: str) -> bool:
     return bool(_SCHEME.match(path))
+
+
+def configure(root: str, storage_options: Mapping[str, Any]) -> None:
+    """Open every path under `root` with these fsspec storage options."""
+    if is_remote(root):
+        with _lock:
+            _OPTIONS[root.rstrip("/")] = dict(storage_options)
+
+
+def storage_options(
+    root: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+    anonymous: bool = False,
+) -> dict[str, Any]:
+    """fsspec storage options for a root's protocol from the config's `store.options`."""
+    m = _SCHEME.match(root)
+    protocol = m.group(1) if m else ""
+    out: dict[str, Any] = {}
+    if protocol == "s3":
+        if endpoint_url:
+            out["endpoint_url"] = endpoint_url
+        if region:
+            out["client_kwargs"] = {"region_name": region}
+        if profile:
+            out["profile"] = profile
+        if anonymous:
+            out["anon"] = True
+    elif protocol in ("gs", "gcs"):
+        if endpoint_url:
+            out["endpoint_url"] = endpoint_url
+        if anonymous:
+            out["token"] = "anon"  # noqa: S105 - gcsfs' name for no credentials
+    return out
+
+
+def filesystem(path: str) -> tuple[Any, str]:
+    """(fsspec filesystem, path without protocol) for a remote path."""
+    import fsspec
+
+    m = _SCHEME.match(path)
+    if m is None:
+        raise ValueError(f"not a URL: {path}")
+    protocol = m.group(1)
+    with _lock:
+        roots = [r for r in _OPTIONS if path == r or path.startswith(r + "/")]
+        options = _OPTIONS[max(roots, key=len)] if roots else {}
+    try:
+        fs = fsspec.filesystem(protocol, **options)  # instances are cached by fsspec
+    except ImportError as e:
+        extra = _EXTRAS.get(protocol)
+        hint = f"pip install 'speechmill[{extra}]'" if extra else "install its fsspec package"
+        raise StoreError(f"{protocol}:// roots need a filesystem package: {hint} ({e})") from e
+    return fs, fs._strip_protocol(path)
+
+
+def _url(fs: Any, path: str) -> str:
+    protocol = fs.protocol[0] if isinstance(fs.protocol, tuple | list) else fs.protocol
+    return f"{protocol}://{path}"
 
 
 def join(base: str, *parts: str) -> str:
@@ -32,28 +110,27 @@ def join(base: str, *parts: str) -> str:
 
 
 def absolute(path: str) -> str:
-    return path if is_remote(path) else os.path.abspath(os.path.expanduser(path))
+    return path.rstrip("/") if is_remote(path) else os.path.abspath(os.path.expanduser(path))
 
 
 def exists(path: str) -> bool:
     if is_remote(path):
-        from apache_beam.io.filesystems import FileSystems
-
-        return bool(FileSystems.exists(path))
+        fs, p = filesystem(path)
+        return bool(fs.exists(p))
     return os.path.exists(path)
 
 
 def makedirs(path: str) -> None:
-    if not is_remote(path):
+    if not is_remote(path):  # object stores have no directories
         os.makedirs(path, exist_ok=True)
 
 
 @contextlib.contextmanager
 def open_read(path: str) -> Iterator[IO[bytes]]:
+    """A seekable binary file; remote files fetch only the ranges read (block cache)."""
     if is_remote(path):
-        from apache_beam.io.filesystems import FileSystems
-
-        with FileSystems.open(path) as f:
+        fs, p = filesystem(path)
+        with fs.open(p, "rb", block_size=1 << 20, cache_type="readahead") as f:
             yield f
     else:
         with open(path, "rb") as f:
@@ -61,7 +138,10 @@ def open_read(path: str) -> Iterator[IO[bytes]]:
 
 
 def read_bytes(path: str) -> bytes:
-    with open_read(path) as f:
+    if is_remote(path):
+        fs, p = filesystem(path)
+        return bytes(fs.cat_file(p))
+    with open(path, "rb") as f:
         return f.read()
 
 
@@ -72,10 +152,10 @@ def write_bytes_atomic(path: str, data: bytes, *, fault: str | None = None) -> N
     is in the temporary file: the fault tests use it to leave a torn write behind.
     """
     if is_remote(path):
-        from apache_beam.io.filesystems import FileSystems
-
-        with FileSystems.create(path) as f:
-            f.write(data)
+        fs, p = filesystem(path)
+        if fault is not None:
+            fault_point(fault)  # an object PUT is all or nothing: nothing is left
+        fs.pipe_file(p, data)
         return
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
@@ -98,6 +178,54 @@ def write_bytes_atomic(path: str, data: bytes, *, fault: str | None = None) -> N
         raise
 
 
+def upload(local: str, path: str) -> None:
+    """Copy a local file to `path` atomically (streamed: never whole in memory)."""
+    if is_remote(path):
+        fs, p = filesystem(path)
+        fs.put_file(local, p)
+        return
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    os.close(fd)
+    try:
+        shutil.copyfile(local, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def create_exclusive(path: str, data: bytes) -> bool:
+    """Create `path` only if it does not exist; False if it does.
+
+    Local: O_EXCL. Object stores: a conditional PUT (`If-None-Match: *` on S3; GCS
+    `ifGenerationMatch=0` through gcsfs); where the filesystem cannot express it, a
+    check then a write (a race window remains: docs/store.md).
+    """
+    if is_remote(path):
+        fs, p = filesystem(path)
+        try:
+            fs.pipe_file(p, data, mode="create")
+            return True
+        except FileExistsError:
+            return False
+        except (TypeError, NotImplementedError, ValueError):
+            if fs.exists(p):
+                return False
+            fs.pipe_file(p, data)
+            return True
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return True
+
+
 @dataclass(frozen=True)
 class FileInfo:
     path: str
@@ -108,13 +236,18 @@ class FileInfo:
 def walk(prefix: str) -> list[FileInfo]:
     """Every file under a directory prefix (recursive)."""
     if is_remote(prefix):
-        from apache_beam.io.filesystems import FileSystems
-
-        pattern = prefix.rstrip("/") + "/**"
+        fs, p = filesystem(prefix.rstrip("/"))
+        try:
+            found = fs.find(p, detail=True)
+        except FileNotFoundError:
+            return []
         out: list[FileInfo] = []
-        for result in FileSystems.match([pattern]):
-            for m in result.metadata_list:
-                out.append(FileInfo(m.path, m.size_in_bytes, m.last_updated_in_seconds or None))
+        for key, info in found.items():
+            if info.get("type") == "directory":
+                continue
+            modified = info.get("LastModified") or info.get("mtime") or info.get("updated")
+            mtime = modified.timestamp() if hasattr(modified, "timestamp") else None
+            out.append(FileInfo(_url(fs, key), int(info.get("size") or 0), mtime))
         return out
     files: list[FileInfo] = []
     if not os.path.isdir(prefix):
@@ -133,9 +266,8 @@ def walk(prefix: str) -> list[FileInfo]:
 def delete(paths: list[str]) -> None:
     remote = [p for p in paths if is_remote(p)]
     if remote:
-        from apache_beam.io.filesystems import FileSystems
-
-        FileSystems.delete(remote)
+        fs, _ = filesystem(remote[0])
+        fs.rm([filesystem(p)[1] for p in remote])
     for p in paths:
         if not is_remote(p):
             with contextlib.suppress(FileNotFoundError):

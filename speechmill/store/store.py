@@ -22,13 +22,14 @@ import secrets
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from speechmill import __version__
-from speechmill.config import Config
+from speechmill.config import Config, StoreOptions
+from speechmill.core.audio.io import read_span
 from speechmill.errors import LockedError, StoreError
 from speechmill.faults import fault_point
 from speechmill.schemas import SCHEMA_VERSION, TABLES, RunRecord
@@ -184,10 +185,42 @@ class Run:
 class Store:
     """One dataset root."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, options: StoreOptions | None = None) -> None:
         if not root:
             raise StoreError("the dataset root is empty: pass --root or set store.root")
         self.root = fs.absolute(root)
+        self.options = options or StoreOptions()
+        self.unreadable: list[str] = []
+        fs.configure(self.root, self.storage_options)
+
+    @staticmethod
+    def from_config(cfg: Config, root: str | None = None) -> Store:
+        """The config's dataset root (or `root`), with its object-store options."""
+        return Store(root or cfg.store.root, cfg.store.options)
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """fsspec storage options of this root (endpoint, region, profile; never keys)."""
+        return fs.storage_options(self.root, **self.options.model_dump())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt through __init__ on a worker, so the root's options are registered there
+        return (Store, (self.root, self.options))
+
+    @property
+    def is_remote(self) -> bool:
+        return fs.is_remote(self.root)
+
+    def open(self, path: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+        """A file of this root (absolute path or URL), opened for reading."""
+        return fs.open_read(path)
+
+    def read_span(self, path: str, start: int = 0, stop: int | None = None) -> Any:
+        """Samples [start, stop) of a stored FLAC (absolute path or URL): float32 mono."""
+        if not fs.is_remote(path):
+            return read_span(path, start, stop)
+        with fs.open_read(path) as f:
+            return read_span(f, start, stop)
 
     # ------------------------------------------------------------------ layout
     def path(self, rel: str) -> str:
@@ -252,9 +285,10 @@ class Store:
         """Hold the dataset lock (two refreshes never overlap).
 
         A lock left by a killed process on this host is taken over at once; one
-        from another host after `stale_after`; `break_lock` removes any lock. On
-        local roots the lock file is created atomically (O_EXCL); on object
-        stores creation is best effort (see docs/crawl.md).
+        from another host after `stale_after`; `break_lock` removes any lock. The
+        lock file is created only if absent: O_EXCL on local roots, a conditional
+        PUT on object stores that offer one (S3 `If-None-Match`, GCS generation 0);
+        see docs/store.md.
         """
         path = self.lock_path()
         mine = {
@@ -277,17 +311,8 @@ class Store:
                     f"{holder.get('started_at', '?')}). Two refreshes never overlap; if that "
                     "process is gone, run again with --break-lock."
                 )
-            if fs.is_remote(path):
-                fs.write_bytes_atomic(path, data)
+            if fs.create_exclusive(path, data):
                 break
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                continue
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            break
         else:
             raise LockedError(f"{self.root}: could not take the lock")
         try:
@@ -465,7 +490,7 @@ class Store:
         keeps its files for a person to look at.
         """
         out = []
-        self.unreadable: list[str] = []
+        self.unreadable = []
         for info in fs.walk(self.path("runs")):
             rel = fs.relative(self.root, info.path)
             name = rel.split("/")[-1]
@@ -481,3 +506,8 @@ class Store:
                 self.unreadable.append(name[: -len(".json")])
         out.sort(key=lambda m: (m.committed_at, m.run_id))
         return out
+
+
+def as_store(store: Store | str) -> Store:
+    """A Store from a Store or a root (DoFns take either; a Store keeps its options)."""
+    return store if isinstance(store, Store) else Store(store)

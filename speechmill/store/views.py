@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from speechmill.schemas import DERIVED_VIEWS, TABLES, TableSpec
+from speechmill.store import fs
 from speechmill.store.store import Marker, Store
 
 
@@ -120,5 +121,10 @@ def connect(
     """A DuckDB connection with the views of a dataset root."""
     store = root if isinstance(root, Store) else Store(root)
     con = duckdb.connect(database)
+    if store.is_remote:
+        # the store's own fsspec filesystem serves DuckDB's reads of s3://, gs:// paths
+        # (no httpfs extension to download; the same endpoint and credentials)
+        remote, _ = fs.filesystem(store.root)
+        con.register_filesystem(remote)
     con.execute(view_sql(store, markers))
     return con

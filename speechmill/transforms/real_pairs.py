@@ -15,7 +15,6 @@ from speechmill.config import Config
 from speechmill.core.asr.decoding import NBestColumns
 from speechmill.core.asr.nbest import derive_seed, uniform
 from speechmill.core.audio.chunks import SAMPLE_RATE
-from speechmill.core.audio.io import read_span
 from speechmill.core.synth import synthplan
 from speechmill.core.synth.pairs import PairSource, make_pair
 from speechmill.core.text.normalize import get_normalizer
@@ -84,7 +83,7 @@ def add_real_pairs(cfg: Config, store: Store, run_id: str) -> int:
     if want <= 0:
         return 0
     fault_point("synth.real")
-    real = Store(syn.real_root)
+    real = Store(syn.real_root, store.options)
     rcon = connect(real)
     try:
         cur = rcon.execute(REAL_SQL)
@@ -114,7 +113,7 @@ def add_real_pairs(cfg: Config, store: Store, run_id: str) -> int:
             continue
         start, end = int(c["start_sample"]), int(c["end_sample"])
         rel = media_rel(pid, "real")
-        audio = read_span(real.path(str(c["audio_uri"])), start, end)
+        audio = real.read_span(real.path(str(c["audio_uri"])), start, end)
         fs.write_bytes_atomic(store.path(rel), flac_bytes(audio))
         src = PairSource(
             pair_id=pid,

@@ -21,11 +21,11 @@ from speechmill.core.align.alignment import AlignedWord, Alignment
 from speechmill.core.align.resegment import resegment
 from speechmill.core.asr.decoding import AsrOutput, asr_failure
 from speechmill.core.audio.chunks import SAMPLE_RATE as SR
-from speechmill.core.audio.io import read_span
 from speechmill.core.text.metrics import compression_ratio
 from speechmill.core.text.normalize import get_normalizer
 from speechmill.faults import fault_point
 from speechmill.schemas import Attribution, Category, Drop, Label, Utterance, Word
+from speechmill.store import Store, as_store
 from speechmill.transforms.asr import ItemRef, nbest_row
 from speechmill.transforms.common import HYPOTHESES, internal_detail, reject
 
@@ -171,13 +171,14 @@ def aligner_factory(cfg: AlignConfig, asr_model: str, device: str, compute_type:
 class LoadSpanDoFn(beam.DoFn):
     """(element with .recording.audio_path, start, end) -> (element, samples)."""
 
-    def __init__(self, run_id: str, stage: str) -> None:
+    def __init__(self, run_id: str, stage: str, store: Store | str) -> None:
         self._run_id = run_id
         self._stage = stage
+        self._store = as_store(store)
 
     def process(self, el: Any) -> Iterator[Any]:
         try:
-            yield (el, read_span(el.recording.audio_path, el.start, el.end))
+            yield (el, self._store.read_span(el.recording.audio_path, el.start, el.end))
         except Exception as e:
             yield reject(
                 Drop(

@@ -42,7 +42,7 @@ from speechmill.core.text.textprep import Prepared, prepare
 from speechmill.faults import fault_point
 from speechmill.schemas import Category, Drop
 from speechmill.schemas.synth import AugParams, TtsParams
-from speechmill.store import Store, fs
+from speechmill.store import Store, as_store, fs
 from speechmill.transforms.asr import ItemRef
 from speechmill.transforms.common import Progress, internal_detail, reject
 from speechmill.transforms.texts import RawText, read_texts
@@ -303,14 +303,14 @@ class SynthesizeDoFn(beam.DoFn):
 
     def __init__(
         self,
-        root: str,
+        store: Store | str,
         cfg: SynthConfig,
         voices: Sequence[synthplan.VoiceOption],
         babble_sentences: Sequence[str],
         run_id: str,
         progress: bool = False,
     ) -> None:
-        self._root = root
+        self._store = as_store(store)
         self._cfg = cfg
         self._voices = list(voices)
         self._babble_sentences = list(babble_sentences)
@@ -318,7 +318,6 @@ class SynthesizeDoFn(beam.DoFn):
         self._progress_on = progress
 
     def setup(self) -> None:
-        self._store = Store(self._root)
         self._noise: augment.NoiseFn | None = None
         self._files: dict[str, npt.NDArray[np.float32]] = {}
         self._progress = Progress(self._progress_on, "synth")

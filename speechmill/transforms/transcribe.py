@@ -9,11 +9,11 @@ import apache_beam as beam
 
 from speechmill.core.asr.decoding import AsrOutput, DecodeOptions, asr_failure, no_text
 from speechmill.core.audio.chunks import SAMPLE_RATE
-from speechmill.core.audio.io import read_span
 from speechmill.core.elements import ChunkRef
 from speechmill.core.text.metrics import compression_ratio
 from speechmill.core.text.normalize import get_normalizer
 from speechmill.schemas import Category, Drop, Segment
+from speechmill.store import Store, as_store
 from speechmill.transforms.asr import AsrModelHandler, Decode, ItemRef, nbest_row
 from speechmill.transforms.common import HYPOTHESES, REJECTS, internal_detail, reject
 
@@ -23,12 +23,13 @@ STAGE = "transcribe"
 class LoadAudioDoFn(beam.DoFn):
     """ChunkRef -> (ChunkRef, samples); unreadable audio -> reject."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, store: Store | str) -> None:
         self._run_id = run_id
+        self._store = as_store(store)
 
     def process(self, chunk: ChunkRef) -> Iterator[object]:
         try:
-            audio = read_span(chunk.audio_path, chunk.start, chunk.end)
+            audio = self._store.read_span(chunk.audio_path, chunk.start, chunk.end)
         except Exception as e:
             yield reject(
                 Drop(
@@ -124,18 +125,20 @@ class Transcribe(beam.PTransform):
         options: DecodeOptions,
         normalizer: str,
         run_id: str,
+        store: Store | str,
         progress: bool = False,
     ) -> None:
         super().__init__()
         self._handler = handler
         self._rows = SegmentRows(model_id, decoder, options.beam_size, normalizer, run_id)
         self._run_id = run_id
+        self._store = as_store(store)
         self._progress = progress
 
     def expand(self, chunks: beam.PCollection) -> dict[str, beam.PCollection]:
-        loaded = chunks | "LoadAudio" >> beam.ParDo(LoadAudioDoFn(self._run_id)).with_outputs(
-            REJECTS, main="audio"
-        )
+        loaded = chunks | "LoadAudio" >> beam.ParDo(
+            LoadAudioDoFn(self._run_id, self._store)
+        ).with_outputs(REJECTS, main="audio")
         decoded = loaded.audio | "Decode" >> Decode(
             self._handler, self._rows, self._run_id, fault=STAGE, progress=self._progress
         )

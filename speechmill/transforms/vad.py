@@ -15,7 +15,7 @@ from speechmill.core.audio.io import read_span
 from speechmill.core.elements import ChunkRef
 from speechmill.faults import fault_point
 from speechmill.schemas import Category, Drop, Recording
-from speechmill.store import Store
+from speechmill.store import Store, as_store
 from speechmill.transforms.common import internal_detail, reject
 
 STAGE = "vad"
@@ -32,18 +32,17 @@ class DetectSpeechDoFn(beam.DoFn):
 
     def __init__(
         self,
-        root: str,
+        store: Store | str,
         vad: VadConfig,
         audio: AudioConfig,
         run_id: str,
     ) -> None:
-        self._root = root
+        self._store = as_store(store)
         self._vad = vad
         self._audio = audio
         self._run_id = run_id
 
     def setup(self) -> None:
-        self._store = Store(self._root)
         self._detect = make_detector(self._vad)
 
     def _reject(self, rec: Recording, drop: Drop) -> beam.pvalue.TaggedOutput:
@@ -71,11 +70,12 @@ class DetectSpeechDoFn(beam.DoFn):
             yield self._reject(rec, drop)
             return
         path = self._store.path(rec.audio_uri)
+        with self._store.open(path) as f:  # one open per recording
 
-        def read(start: int, stop: int) -> npt.NDArray[np.float32]:
-            return read_span(path, start, stop)
+            def read(start: int, stop: int) -> npt.NDArray[np.float32]:
+                return read_span(f, start, stop)
 
-        regions = windowed_regions(read, rec.num_samples, self._detect)
+            regions = windowed_regions(read, rec.num_samples, self._detect)
         kept, short = plan_chunks(
             regions,
             total=rec.num_samples,

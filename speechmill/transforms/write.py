@@ -34,7 +34,7 @@ from speechmill.core.text.unicode import clean
 from speechmill.faults import fault_point
 from speechmill.schemas import TABLES, Category, Drop, Reject
 from speechmill.schemas.base import BadRow
-from speechmill.store import DataFile, Store, fs
+from speechmill.store import DataFile, Store, as_store, fs
 from speechmill.transforms.common import REJECTS, make_reject
 
 STAGE = "write"
@@ -117,13 +117,10 @@ def write_parts(store: Store, run_id: str, buffers: dict[str, list[Any]]) -> lis
 class _WriteParts(beam.DoFn):
     """(table, record) -> part files per bundle; outputs one manifest entry per file."""
 
-    def __init__(self, root: str, run_id: str, max_rows: int) -> None:
-        self._root = root
+    def __init__(self, store: Store | str, run_id: str, max_rows: int) -> None:
+        self._store = as_store(store)
         self._run_id = run_id
         self._max_rows = max_rows
-
-    def setup(self) -> None:
-        self._store = Store(self._root)
 
     def start_bundle(self) -> None:
         self._buffers: dict[str, list[Any]] = {}
@@ -146,20 +143,20 @@ class _WriteParts(beam.DoFn):
 
 
 class _WriteManifest(beam.DoFn):
-    def __init__(self, root: str, run_id: str) -> None:
-        self._root = root
+    def __init__(self, store: Store | str, run_id: str) -> None:
+        self._store = as_store(store)
         self._run_id = run_id
 
     def process(self, files: list[DataFile]) -> Iterator[str]:
-        yield Store(self._root).write_manifest(self._run_id, files)
+        yield self._store.write_manifest(self._run_id, files)
 
 
 class WriteTables(beam.PTransform):
     """{table name: PCollection of its records} -> files of this run + a manifest."""
 
-    def __init__(self, root: str, run_id: str, max_rows: int = MAX_ROWS_PER_FILE) -> None:
+    def __init__(self, store: Store | str, run_id: str, max_rows: int = MAX_ROWS_PER_FILE) -> None:
         super().__init__()
-        self._root = root
+        self._store = as_store(store)
         self._run_id = run_id
         self._max_rows = max_rows
 
@@ -174,7 +171,7 @@ class WriteTables(beam.PTransform):
         return (
             tagged
             | "AllRows" >> beam.Flatten()
-            | "WriteParts" >> beam.ParDo(_WriteParts(self._root, self._run_id, self._max_rows))
+            | "WriteParts" >> beam.ParDo(_WriteParts(self._store, self._run_id, self._max_rows))
             | "CollectParts" >> beam.combiners.ToList()
-            | "WriteManifest" >> beam.ParDo(_WriteManifest(self._root, self._run_id))
+            | "WriteManifest" >> beam.ParDo(_WriteManifest(self._store, self._run_id))
         )

@@ -51,6 +51,7 @@ def test_segments_and_nbest_lists_come_out(tmp_path):
                 options=OPTS,
                 normalizer="whisper-english",
                 run_id="run1",
+                store=str(tmp_path),
             )
         )
         assert_that(
@@ -88,6 +89,7 @@ def test_one_poisoned_item_in_a_batch_is_one_reject(tmp_path):
                 options=OPTS,
                 normalizer="whisper-english",
                 run_id="run1",
+                store=str(tmp_path),
             )
         )
         assert_that(
@@ -137,6 +139,7 @@ def test_unreadable_audio_is_a_reject(tmp_path):
                 options=OPTS,
                 normalizer="whisper-english",
                 run_id="run1",
+                store=str(tmp_path),
             )
         )
         assert_that(

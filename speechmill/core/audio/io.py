@@ -13,7 +13,7 @@ import math
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -274,13 +274,22 @@ def _full_scale(sample_format: str) -> float:
     )
 
 
-def read_span(path: str, start: int = 0, stop: int | None = None) -> npt.NDArray[np.float32]:
-    """Samples [start, stop) of a stored FLAC as float32 in [-1, 1]."""
+def read_span(
+    source: str | IO[bytes], start: int = 0, stop: int | None = None
+) -> npt.NDArray[np.float32]:
+    """Samples [start, stop) of a stored FLAC as float32 in [-1, 1].
+
+    `source` is a local path or a seekable binary file (the store's `open`: for an
+    object store only the byte ranges the decoder seeks to are fetched).
+    """
     import soundfile as sf
 
-    with sf.SoundFile(path) as f:
+    if not isinstance(source, str):
+        source.seek(0)
+    with sf.SoundFile(source) as f:
         if f.samplerate != SAMPLE_RATE or f.channels != 1:
-            raise ValueError(f"{path}: expected 16 kHz mono, got {f.samplerate} Hz x{f.channels}")
+            name = source if isinstance(source, str) else getattr(source, "path", "audio")
+            raise ValueError(f"{name}: expected 16 kHz mono, got {f.samplerate} Hz x{f.channels}")
         f.seek(start)
         frames = -1 if stop is None else max(0, stop - start)
         data = f.read(frames, dtype="float32", always_2d=False)
