@@ -139,7 +139,10 @@ def main() -> None:
 
         t0 = time.monotonic()
         base = config(work, urls, 1, 1, args.socket_timeout)
-        items = plan(base, Store(base.store.root), new_run_id()).todo
+        store = Store(base.store.root)
+        work_plan = plan(base, store, new_run_id())
+        items = list(work_plan.todo_items(store))
+        work_plan.close()
         discovery = time.monotonic() - t0
 
         runs = {}

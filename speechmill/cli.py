@@ -66,8 +66,12 @@ def _root(args: argparse.Namespace) -> str:
 
 
 def _store(args: argparse.Namespace) -> Any:
+    """The dataset: --root, else the config's root; with the config's store.options
+    (object-store endpoint, region, profile) whenever a config is given."""
     from speechmill.store import Store
 
+    if getattr(args, "config", None):
+        return Store.from_config(_load(args), getattr(args, "root", None))
     return Store(_root(args))
 
 
@@ -151,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     root = args.root or cfg.store.root
     t0 = time.monotonic()
     result = run_corpus(cfg, root=root, beam_args=args.beam_args, progress=not args.no_progress)
-    return _print_corpus_run(Store(root), result, t0, skipped=True)
+    return _print_corpus_run(Store.from_config(cfg, root), result, t0, skipped=True)
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
@@ -166,7 +170,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
     cfg = _load(args, [f"runner.name={args.runner}"] if args.runner else [])
     root = args.root or cfg.store.root
-    store = Store(root)
+    store = Store.from_config(cfg, root)
     if args.break_lock and store.lock_holder() is not None:
         print(f"removing the lock of {store.root}: {store.lock_holder()}", file=sys.stderr)
     t0 = time.monotonic()
@@ -196,7 +200,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
     cfg = _load(args)
     root = args.root or cfg.store.root
     result = run_refine(cfg, root=root, beam_args=args.beam_args, progress=_progress(args))
-    store = Store(root)
+    store = Store.from_config(cfg, root)
     if not result.markers:
         print(f"nothing to refine in {store.root}: {result.skipped} recordings already refined")
         return 0
@@ -268,15 +272,26 @@ def cmd_sources(args: argparse.Namespace) -> int:
     from speechmill.store import Store, new_run_id
 
     cfg = _load(args)
-    work = plan(cfg, Store(args.root or cfg.store.root), new_run_id())
-    text = reports.sources(
-        work.decisions,
-        todo=len(work.todo),
-        rejected=len(work.rejected),
-        committed=len(work.skipped) + work.known,
-        as_json=args.json,
-    )
+    work = plan(cfg, Store.from_config(cfg, args.root), new_run_id(), dry_run=True)
+    try:
+        text = reports.sources(
+            work.decisions(),
+            todo=work.todo,
+            rejected=work.rejected,
+            committed=work.skipped + work.known,
+            as_json=args.json,
+        )
+    finally:
+        work.close()
     sys.stdout.write(text)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """committed runs and parts: what each did, and what a resumed run skipped"""
+    from speechmill import reports
+
+    print(reports.runs(_store(args)))
     return 0
 
 
@@ -355,7 +370,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     root = args.root or cfg.store.root
     result = run_synth(cfg, root=root, beam_args=args.beam_args, progress=_progress(args))
     (run_id,) = result.run_ids
-    print(reports.synth_report(Store(root), run_id, already=result.already, real=result.real))
+    store = Store.from_config(cfg, root)
+    print(reports.synth_report(store, run_id, already=result.already, real=result.real))
     return 0
 
 
@@ -551,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="one JSON object per item")
 
+    _command(sub, "runs", cmd_runs, takes="root")
     p = _command(sub, "tables", cmd_tables, takes="root")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 

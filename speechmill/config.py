@@ -265,10 +265,17 @@ class RunnerConfig(_Model):
     options: dict[str, Any] = Field(
         default_factory=dict, description="Further Beam pipeline options (`key: value`)."
     )
-    commit_every: int | None = Field(
+    commit_every: int = Field(
+        500,
+        ge=0,
+        description="A run commits a part (its own marker) every this many source items, so a "
+        "crash loses at most one part; 0: one commit for the whole run.",
+    )
+    commit_hours: float | None = Field(
         None,
-        ge=1,
-        description="Commit a part every this many source items (long runs); null: one commit.",
+        gt=0,
+        description="Also close a part once its items' declared durations (feeds, yt-dlp) "
+        "reach this many hours; local files declare none (their parts are sized by items).",
     )
 
 

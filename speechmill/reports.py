@@ -12,7 +12,7 @@ import datetime as dt
 import io
 import json
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,6 +263,38 @@ def synth_report(store: Store, run_id: str, *, already: int = 0, real: int = 0) 
 # ----------------------------------------------------------------------------- dataset reports
 
 
+def runs(store: Store) -> str:
+    """`speechmill runs`: every committed run and part, with what each did and skipped.
+
+    A long corpus run commits a part every `runner.commit_every` items (run ids
+    `<run>-pNNN`); after a crash the parts committed so far stay, and the next run
+    skips their items (`skipped`: the items the run found already committed).
+    """
+    rows = []
+    for m in store.markers():
+        x = m.extra
+        part = f"{x['part']}/{x['parts']}" if "part" in x and "parts" in x else ""
+        counts = {f.table: 0 for f in m.files}
+        for f in m.files:
+            counts[f.table] += f.rows
+        rows.append(
+            (
+                m.run_id,
+                m.pipeline,
+                m.committed_at.strftime("%Y-%m-%d %H:%M:%S"),
+                part,
+                x.get("items", ""),
+                x.get("skipped", ""),
+                counts.get("recordings", 0),
+                counts.get("rejects", 0),
+            )
+        )
+    if not rows:
+        return f"no committed runs in {store.root}"
+    headers = ["run", "pipeline", "committed (UTC)", "part", "items", "skipped", "recordings"]
+    return text_table([*headers, "rejects"], rows)
+
+
 def tables(store: Store, *, as_json: bool = False) -> str:
     """`speechmill tables`: row counts per table and the committed runs."""
     markers = store.markers()
@@ -352,7 +384,7 @@ def rejects(store: Store, by: str = "category") -> str:
 
 
 def sources(
-    decisions: Sequence[tuple[str, SourceItem, str]],
+    decisions: Iterable[tuple[str, SourceItem, str]],
     *,
     todo: int,
     rejected: int,

@@ -65,6 +65,21 @@ def media_queries() -> list[str]:
     return out
 
 
+def run_debris(store: Store, live: dict[str, dt.datetime]) -> list[fs.FileInfo]:
+    """Under `runs/`: torn temporary files of killed commits, plans of runs that are gone."""
+    out = []
+    for info in fs.walk(store.path("runs")):
+        rel = fs.relative(store.root, info.path)
+        name = rel.rsplit("/", 1)[-1]
+        if name.startswith(".tmp-") and not live:
+            out.append(info)
+        elif rel.startswith("runs/_plans/"):
+            base = rel.split("/")[2]
+            if not any(r == base or r.startswith(base + "-p") for r in live):
+                out.append(info)
+    return out
+
+
 def collect_garbage(
     store: Store, *, dry_run: bool = False, grace: dt.timedelta = dt.timedelta(hours=24)
 ) -> GcReport:
@@ -114,10 +129,7 @@ def collect_garbage(
             report.kept_active.append(rel)
             continue
         doomed.append(info)
-    for info in fs.walk(store.path("runs")):
-        name = info.path.replace("\\", "/").rsplit("/", 1)[-1]
-        if name.startswith(".tmp-") and not live:  # a torn write of a killed commit
-            doomed.append(info)
+    doomed += run_debris(store, live)
     for intent in store.active_runs():
         run_id = str(intent.get("run_id", ""))
         if run_id not in live or run_id in committed:
@@ -132,4 +144,5 @@ def collect_garbage(
             fs.delete([d.path for d in doomed[i : i + step]])
         fs.prune_empty_dirs(store.path("tables"))
         fs.prune_empty_dirs(store.path("media"))
+        fs.prune_empty_dirs(store.path("runs/_plans"))
     return report

@@ -1,96 +1,82 @@
-"""What is already done, derived from committed tables (never from debris)."""
+"""What is already done, derived from committed tables (never from debris), in DuckDB.
+
+A source item is *done* when the latest committed `sources` row has the same etag
+and either a recording or a non-retryable reject; it is *settled* when it is done
+for reasons that do not depend on the config (a policy reject is re-decided each
+run, so a relaxed policy lets the item through). Retryable rejects (network,
+timeouts) are tried again by the next run, at most `crawl.max_attempts` runs;
+`attempts` counts the runs that already tried.
+
+The rules are SQL over the store's views (`COMMITTED` and `DONE` below), so the
+planner applies them to millions of listed items as one out-of-core anti-join
+(pipelines/plan.py), and nothing proportional to the corpus is loaded into Python.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from typing import Any
 
 from speechmill.store.store import Store
 from speechmill.store.views import connect
 
-# Categories whose rejects depend on the config, not on the item: re-decided each run.
 POLICY_PREFIX = "policy_"
+"""Categories whose rejects depend on the config, not on the item: re-decided each run."""
+
+COMMITTED = """
+    c AS (SELECT media_id, etag, recording_id FROM sources),
+    f AS (SELECT item_id, any_value(category) AS category FROM rejects
+          WHERE item_kind = 'source' AND NOT retryable GROUP BY 1),
+    a AS (SELECT item_id, count(DISTINCT run_id) AS n FROM rejects_history
+          WHERE item_kind = 'source' AND retryable GROUP BY 1)
+"""
+"""CTEs of committed state: `c` latest source rows, `f` final source rejects, `a` attempts."""
 
 
-@dataclass(frozen=True)
+def done(d: str) -> str:
+    """SQL: the item aliased `d` (media_id, etag) is done (joined to `c` and `f`)."""
+    return (
+        f"(c.media_id IS NOT NULL AND c.etag IS NOT DISTINCT FROM {d}.etag "
+        "AND (c.recording_id IS NOT NULL OR f.item_id IS NOT NULL))"
+    )
+
+
+SETTLED = f"{done('d')} AND (f.category IS NULL OR f.category NOT LIKE '{POLICY_PREFIX}%')"
+"""SQL: done, and not by a policy reject (which the current config decides again)."""
+
+
 class Ledger:
-    """Committed state that decides what a new run skips.
+    """Point questions about committed state, for discovery of remote listings (which stop
+    scanning a channel after `crawl.stop_after_known` known entries)."""
 
-    A source item is done when a committed `sources` row has the same etag and
-    either a recording or a non-retryable reject. Retryable rejects (network,
-    timeouts) are tried again by the next run, at most `crawl.max_attempts` runs;
-    `attempts` counts the runs that already tried. Policy rejects are re-decided
-    against the current config (a relaxed policy lets the item through).
-    """
-
-    source_etags: dict[str, str | None]
-    source_recording: dict[str, str]
-    final_rejects: dict[str, str]  # media_id -> category of its non-retryable reject
-    recordings: frozenset[str]
-    run_ids: tuple[str, ...]
-    attempts: dict[str, int] = field(default_factory=dict)
-    watermarks: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    @staticmethod
-    def empty() -> Ledger:
-        return Ledger({}, {}, {}, frozenset(), ())
-
-    @staticmethod
-    def load(store: Store) -> Ledger:
+    def __init__(self, store: Store) -> None:
+        self._store = store
         markers = store.markers()
-        if not markers:
-            return Ledger.empty()
-        con = connect(store, markers=markers)
-        try:
-            etags: dict[str, str | None] = {}
-            rec_of: dict[str, str] = {}
-            for media_id, etag, recording_id in con.execute(
-                "SELECT media_id, etag, recording_id FROM sources"
-            ).fetchall():
-                etags[media_id] = etag
-                if recording_id is not None:
-                    rec_of[media_id] = recording_id
-            final = {
-                str(r[0]): str(r[1])
-                for r in con.execute(
-                    "SELECT item_id, category FROM rejects "
-                    "WHERE item_kind = 'source' AND NOT retryable"
-                ).fetchall()
-            }
-            attempts = {
-                str(r[0]): int(r[1])
-                for r in con.execute(
-                    "SELECT item_id, count(DISTINCT run_id) FROM rejects_history "
-                    "WHERE item_kind = 'source' AND retryable GROUP BY 1"
-                ).fetchall()
-            }
-            recs = frozenset(
-                r[0] for r in con.execute("SELECT recording_id FROM recordings").fetchall()
-            )
-        finally:
-            con.close()
-        watermarks: dict[str, dict[str, str]] = {}
+        self.run_ids = tuple(m.run_id for m in markers)
+        self.watermarks: dict[str, dict[str, str]] = {}
         for m in markers:  # later commits overwrite earlier ones
             for name, wm in dict(m.extra.get("watermarks", {})).items():
-                watermarks[str(name)] = {str(k): str(v) for k, v in dict(wm).items()}
-        return Ledger(
-            etags, rec_of, final, recs, tuple(m.run_id for m in markers), attempts, watermarks
-        )
+                self.watermarks[str(name)] = {str(k): str(v) for k, v in dict(wm).items()}
+        self._con: Any = connect(store, markers=markers) if markers else None
 
-    def is_done(self, media_id: str, etag: str | None) -> bool:
-        """Committed with this etag and finished (a recording or a permanent reject)."""
-        if media_id not in self.source_etags or self.source_etags[media_id] != etag:
-            return False
-        return media_id in self.source_recording or media_id in self.final_rejects
+    @staticmethod
+    def remote(store: Store) -> Ledger:
+        return Ledger(store)
 
+    @functools.lru_cache(maxsize=100_000)  # noqa: B019 - one ledger per run, bounded
     def is_settled(self, media_id: str, etag: str | None = None) -> bool:
-        """Done for reasons that do not depend on the config (policy rejects excluded)."""
-        if not self.is_done(media_id, etag):
+        """Done in a committed run for reasons that do not depend on the config."""
+        if self._con is None:
             return False
-        category = self.final_rejects.get(media_id)
-        return category is None or not category.startswith(POLICY_PREFIX)
+        row = self._con.execute(
+            f"""WITH {COMMITTED}, d AS (SELECT ?::VARCHAR AS media_id, ?::VARCHAR AS etag)
+                SELECT {SETTLED} FROM d LEFT JOIN c USING (media_id)
+                LEFT JOIN f ON f.item_id = d.media_id""",
+            [media_id, etag],
+        ).fetchone()
+        return bool(row and row[0])
 
-    def policy_reject(self, media_id: str) -> str | None:
-        category = self.final_rejects.get(media_id)
-        if category is not None and category.startswith(POLICY_PREFIX):
-            return category
-        return None
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None

@@ -80,6 +80,7 @@ class Marker:
     runner: str
     files: tuple[DataFile, ...]
     extra: Mapping[str, Any] = field(default_factory=dict)
+    exact_dirs: bool = False  # the run's table directories hold exactly `files` (readers glob)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -98,6 +99,7 @@ class Marker:
                 "runner": self.runner,
                 "files": [{"table": f.table, "path": f.path, "rows": f.rows} for f in self.files],
                 "extra": dict(self.extra),
+                "exact_dirs": self.exact_dirs,
             },
             indent=1,
             sort_keys=True,
@@ -130,6 +132,7 @@ class Marker:
                 runner=str(d["runner"]),
                 files=files,
                 extra=d.get("extra", {}),
+                exact_dirs=bool(d.get("exact_dirs", False)),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise StoreError(f"{origin}: unreadable commit marker ({e})") from None
@@ -431,6 +434,17 @@ class Store:
         if fs.exists(self.marker_path(handle.run_id)):
             raise StoreError(f"run {handle.run_id} is already committed")
         files = [f for f in self.run_files(handle.run_id) if f.table != "runs"]
+        # files a retried bundle left in the run's directories: gone before the marker, so
+        # each directory holds exactly what the marker lists (readers may glob it)
+        listed = {f.path for f in files}
+        for table in TABLES:
+            stray = [
+                i.path
+                for i in fs.walk(self.run_table_dir(table, handle.run_id))
+                if fs.relative(self.root, i.path) not in listed and table != "runs"
+            ]
+            if stray:
+                fs.delete(stray)
         committed_at = utcnow()
         rows: dict[str, int] = {}
         for f in files:
@@ -472,6 +486,7 @@ class Store:
             runner=runner,
             files=tuple(files),
             extra=dict(extra or {}),
+            exact_dirs=True,
         )
         fs.write_bytes_atomic(
             self.marker_path(handle.run_id), marker.to_json().encode(), fault="commit.marker"

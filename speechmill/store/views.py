@@ -67,25 +67,42 @@ def _empty_select(spec: TableSpec) -> str:
 
 
 def _table_sql(store: Store, spec: TableSpec, markers: Sequence[Marker]) -> list[str]:
-    files: list[str] = []
+    """The views of one table over exactly the committed files.
+
+    A run whose marker says `exact_dirs` (every run since schema 5) is read with one
+    glob of its directory, so the SQL grows with the number of runs, not of files;
+    older runs by their listed files. Files of one SCHEMA_VERSION share a schema, so
+    each version is one `read_parquet` (no per-file schema union) and versions are
+    combined by column name.
+    """
+    by_version: dict[int, list[str]] = {}
     seq: list[tuple[str, int]] = []
     for i, m in enumerate(markers):
         mine = [f.path for f in m.files if f.table == spec.name]
-        if mine:
-            files.extend(store.path(p) for p in mine)
-            seq.append((m.run_id, i))
+        if not mine:
+            continue
+        seq.append((m.run_id, i))
+        sources = by_version.setdefault(m.schema_version, [])
+        if m.exact_dirs:
+            sources.append(store.path(f"tables/{spec.name}/run={m.run_id}") + "/*.parquet")
+        else:
+            sources.extend(store.path(p) for p in mine)
     name = _ident(spec.name)
     history = _ident(spec.name + "_history")
-    if not files:
+    if not seq:
         empty = _empty_select(spec)
         return [
             f"CREATE OR REPLACE VIEW {history} AS {empty};",
             f"CREATE OR REPLACE VIEW {name} AS {empty};",
         ]
-    file_list = "[" + ", ".join(_lit(f) for f in files) + "]"
+    reads = [
+        f"SELECT * FROM read_parquet([{', '.join(_lit(p) for p in paths)}], "
+        "hive_partitioning = false)"
+        for _, paths in sorted(by_version.items())
+    ]
+    union = " UNION ALL BY NAME ".join(reads)
     runs = ", ".join(f"({_lit(r)}, {i})" for r, i in seq)
     pk = ", ".join(f"d.{_ident(k)}" for k in spec.primary_key)
-    read = f"read_parquet({file_list}, union_by_name = true, hive_partitioning = false)"
     latest = "_sm_rank = 1"
     if spec.name == "rejects" and "sources" in TABLES:
         # a source item rejected once (a policy, a transient error) and fetched by a
@@ -96,7 +113,7 @@ def _table_sql(store: Store, spec: TableSpec, markers: Sequence[Marker]) -> list
             " AND s.run_id > _sm.run_id))"
         )
     return [
-        f"CREATE OR REPLACE VIEW {history} AS SELECT * FROM {read};",
+        f"CREATE OR REPLACE VIEW {history} AS {union};",
         f"CREATE OR REPLACE VIEW {name} AS SELECT * EXCLUDE (_sm_seq, _sm_rank) FROM ("
         f"SELECT d.*, r._sm_seq, row_number() OVER (PARTITION BY {pk} ORDER BY r._sm_seq DESC)"
         f" AS _sm_rank FROM {history} AS d JOIN (VALUES {runs}) AS r(_sm_run, _sm_seq)"

@@ -33,53 +33,63 @@ def _walk(folder: str, exts: set[str], follow: bool) -> Iterator[str]:
                 yield os.path.join(dirpath, name)
 
 
-def local_paths(spec: LocalSource, base_dir: str) -> tuple[list[str], list[str]]:
-    """(files found, configured paths that match nothing)."""
+def iter_paths(spec: LocalSource, base_dir: str) -> Iterator[str | tuple[str, None]]:
+    """Files of a local source, streamed in a stable order (absolute paths); a configured
+    path that matches nothing comes out as `(raw, None)`. Nothing is held but the walk."""
     exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in spec.extensions}
-    found: list[str] = []
-    missing: list[str] = []
     for raw in spec.paths:
         p = os.path.expanduser(raw)
         if not os.path.isabs(p):
             p = os.path.join(base_dir, p)
+        found = 0
         if _GLOB_CHARS & set(raw):
-            matches = sorted(glob.glob(p, recursive=True))
-            files = [m for m in matches if os.path.isfile(m)]
-            for m in matches:
+            for m in sorted(glob.iglob(p, recursive=True)):
                 if os.path.isdir(m):
-                    files.extend(_walk(m, exts, spec.follow_symlinks))
-            if not files:
-                missing.append(raw)
-            found.extend(files)
+                    for f in _walk(m, exts, spec.follow_symlinks):
+                        found += 1
+                        yield os.path.abspath(f)
+                elif os.path.isfile(m):
+                    found += 1
+                    yield os.path.abspath(m)
         elif os.path.isdir(p):
-            found.extend(_walk(p, exts, spec.follow_symlinks))
+            for f in _walk(p, exts, spec.follow_symlinks):
+                found += 1
+                yield os.path.abspath(f)
         elif os.path.lexists(p):
-            found.append(p)
-        else:
-            missing.append(raw)
-    seen: set[str] = set()
-    unique = []
-    for f in found:
-        a = os.path.abspath(f)
-        if a not in seen:
-            seen.add(a)
-            unique.append(a)
-    return unique, missing
+            found += 1
+            yield os.path.abspath(p)
+        if not found:
+            yield (raw, None)
 
 
-def discover_local(
+def iter_local(
     spec: LocalSource, name: str, run_id: str, base_dir: str, now: dt.datetime
-) -> Discovered:
-    files, missing = local_paths(spec, base_dir)
-    items = []
-    rejects = []
-    cap = spec.max_items if spec.max_items is not None else len(files)
-    for path in files[cap:]:
-        drop = Drop(
-            Category.POLICY_CAP, f"source {name}: over max_items ({cap})", local_url(path), True
-        )
-        rejects.append(
-            make_reject(
+) -> Iterator[SourceItem | Reject]:
+    """Source items of a local source (and rejects: over the cap, matching nothing), streamed.
+
+    A file listed twice (overlapping paths) comes out twice; the planner keeps the first.
+    """
+    cap = spec.max_items
+    n = 0
+    for entry in iter_paths(spec, base_dir):
+        if isinstance(entry, tuple):
+            raw = entry[0]
+            drop = Drop(Category.NOT_FOUND, f"source {name}: {raw!r} matches no file", raw, True)
+            yield make_reject(
+                drop,
+                item_id=local_media_id(os.path.abspath(os.path.join(base_dir, raw))),
+                item_kind="source",
+                stage=STAGE,
+                run_id=run_id,
+            )
+            continue
+        path = entry
+        n += 1
+        if cap is not None and n > cap:
+            drop = Drop(
+                Category.POLICY_CAP, f"source {name}: over max_items ({cap})", local_url(path), True
+            )
+            yield make_reject(
                 drop,
                 item_id=local_media_id(path),
                 item_kind="source",
@@ -87,48 +97,39 @@ def discover_local(
                 run_id=run_id,
                 source_id=local_media_id(path),
             )
-        )
-    for path in files[:cap]:
-        try:
-            st = os.stat(path)
-            etag = f"{st.st_size}-{st.st_mtime_ns}"
-            size: int | None = st.st_size
-        except OSError:
-            etag, size = None, None
-        items.append(
-            SourceItem(
-                media_id=local_media_id(path),
-                source_name=name,
-                kind="local",
-                url=local_url(path),
-                listed_url=None,
-                webpage_url=None,
-                extractor="local",
-                title=None,
-                author=None,
-                channel_id=None,
-                license=spec.license or "unknown",
-                license_raw=None,
-                upload_date=None,
-                duration_s=None,
-                language=spec.language,
-                tags=[],
-                size_bytes=size,
-                etag=etag,
-                discovered_at=now,
-                recording_id=None,
-                run_id=run_id,
-            )
-        )
-    for raw in missing:
-        drop = Drop(Category.NOT_FOUND, f"source {name}: {raw!r} matches no file", raw, True)
-        rejects.append(
-            make_reject(
-                drop,
-                item_id=local_media_id(os.path.abspath(os.path.join(base_dir, raw))),
-                item_kind="source",
-                stage=STAGE,
-                run_id=run_id,
-            )
-        )
-    return Discovered(items, rejects)
+            continue
+        yield local_item(spec, name, run_id, path, now)
+
+
+def local_item(
+    spec: LocalSource, name: str, run_id: str, path: str, now: dt.datetime
+) -> SourceItem:
+    try:
+        st = os.stat(path)
+        etag: str | None = f"{st.st_size}-{st.st_mtime_ns}"
+        size: int | None = st.st_size
+    except OSError:
+        etag, size = None, None
+    return SourceItem(
+        media_id=local_media_id(path),
+        source_name=name,
+        kind="local",
+        url=local_url(path),
+        listed_url=None,
+        webpage_url=None,
+        extractor="local",
+        title=None,
+        author=None,
+        channel_id=None,
+        license=spec.license or "unknown",
+        license_raw=None,
+        upload_date=None,
+        duration_s=None,
+        language=spec.language,
+        tags=[],
+        size_bytes=size,
+        etag=etag,
+        discovered_at=now,
+        recording_id=None,
+        run_id=run_id,
+    )

@@ -30,7 +30,7 @@ from speechmill.core.crawl.fetch import (
     retry,
 )
 from speechmill.faults import fault_point
-from speechmill.schemas import Category, Drop, Dropped, SourceItem
+from speechmill.schemas import Category, Drop, Dropped, Recording, SourceItem
 from speechmill.store import Store, as_store, fs
 from speechmill.transforms.common import SOURCES, internal_detail, reject
 
@@ -186,7 +186,7 @@ class AcquireDoFn(beam.DoFn):
         store: Store | str,
         audio: AudioConfig,
         run_id: str,
-        committed_recordings: frozenset[str],
+        committed_recordings: frozenset[str] = frozenset(),
         *,
         crawl: CrawlConfig | None = None,
         attempts: Mapping[str, int] | None = None,
@@ -217,10 +217,17 @@ class AcquireDoFn(beam.DoFn):
 
     def process(
         self,
-        item: SourceItem,
+        element: SourceItem | tuple[SourceItem, int],
         windowed: Any = beam.DoFn.WindowedValueParam,  # a WindowedValue at run time
     ) -> Iterator[object]:
+        """`element`: a source item, or (item, runs that already tried it) from a plan."""
         fault_point(STAGE)
+        if isinstance(element, tuple):
+            item, attempts = element
+            if attempts:
+                self._attempts[item.media_id] = int(attempts)
+        else:
+            item = element
         if item.kind == "local":
             yield from self._guard(item, STAGE, self._local(item))
         else:
@@ -316,12 +323,31 @@ class AcquireDoFn(beam.DoFn):
 
 
 class DedupeRecordings(beam.PTransform):
-    """Identical bytes from two sources in one run become one recording."""
+    """Identical bytes from two sources in one run become one recording; with `committed`
+    ((recording_id, None) of committed recordings), bytes a committed run already
+    stored make no new recording (a join on the workers, not a set on the driver)."""
+
+    def __init__(self, committed: beam.PCollection | None = None) -> None:
+        super().__init__()
+        self._committed = committed
 
     def expand(self, recs: beam.PCollection) -> beam.PCollection:
+        keyed = recs | "KeyByRecording" >> beam.Map(lambda r: (r.recording_id, r))
+        if self._committed is None:
+            return (
+                keyed
+                | "OnePerRecording" >> beam.CombinePerKey(first_by_media)
+                | "DropKey" >> beam.Values()
+            )
         return (
-            recs
-            | "KeyByRecording" >> beam.Map(lambda r: (r.recording_id, r))
-            | "OnePerRecording" >> beam.CombinePerKey(first_by_media)
-            | "DropKey" >> beam.Values()
+            {"new": keyed, "old": self._committed}
+            | "JoinCommitted" >> beam.CoGroupByKey()
+            | "NewOnly" >> beam.FlatMap(_new_only)
         )
+
+
+def _new_only(element: tuple[str, dict[str, list[Any]]]) -> list[Recording]:
+    _, groups = element
+    if groups["old"] or not groups["new"]:
+        return []
+    return [first_by_media(groups["new"])]

@@ -83,8 +83,9 @@ def test_crawl_fetches_good_items_and_rejects_broken_ones(tmp_path: Path, site) 
 def test_generic_ids_never_collide(tmp_path: Path, site) -> None:
     _, urls = site
     cfg = load_config(text=config_text(tmp_path / "ds", urls, tmp_path / "urls.txt", refused_url()))
-    work = plan(cfg, Store(str(tmp_path / "ds")), new_run_id())
-    ids = {it.url.rsplit("/", 1)[-1]: it.media_id for _, it, _ in work.decisions}
+    work = plan(cfg, Store(str(tmp_path / "ds")), new_run_id(), dry_run=True)
+    ids = {it.url.rsplit("/", 1)[-1]: it.media_id for _, it, _ in work.decisions()}
+    work.close()
     assert ids["talk.mp3"] != ids["talk.wav"]
     assert len(set(ids.values())) == len(ids)
 

@@ -37,7 +37,7 @@ from speechmill.pipelines.refine import run_refine
 from speechmill.pipelines.relabel import run_round
 from speechmill.pipelines.synth import run_synth
 from speechmill.schemas import TABLES
-from speechmill.store import Store, collect_garbage, connect
+from speechmill.store import Store, collect_garbage, connect, fs
 from tests.audio_fixtures import speech_clip, write_wav
 from tests.fakes import FakeFactory
 
@@ -103,10 +103,10 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp
 
 
-def config(work: Path, root: Path) -> Config:
+def config(work: Path, root: Path | str, options: str = "{}") -> Config:
     return load_config(
         text=f"""
-store: {{root: {root}}}
+store: {{root: {root}, options: {options}}}
 sources: [{{kind: local, name: talks, paths: [{work / "in"}], language: en}}]
 asr: {{beam_size: 5, n_best: 3, batch_size: 2}}
 runner: {{commit_every: 2}}
@@ -130,8 +130,8 @@ def aligner():
     return aligner_factory(load_config(text="").align, "bundled:tiny.en", "cpu", "int8")
 
 
-def run(pipeline: str, work: Path, root: Path) -> None:
-    cfg = config(work, root)
+def run(pipeline: str, work: Path, root: Path | str, options: str = "{}") -> None:
+    cfg = config(work, root, options)
     if pipeline in ("corpus", "gc"):
         run_corpus(cfg, factory=FakeFactory(), progress=False)
     elif pipeline == "refine":
@@ -169,8 +169,14 @@ def states(work: Path) -> dict[str, Path]:
 # ------------------------------------------------------------------------- checks
 
 
-def history(root: Path) -> dict[str, list[tuple]]:
-    con = connect(Store(str(root)))
+def store_of(root: Path | str, options: dict[str, str] | None = None) -> Store:
+    from speechmill.config import StoreOptions
+
+    return Store(str(root), StoreOptions(**(options or {})))
+
+
+def history(root: Path | str, options: dict[str, str] | None = None) -> dict[str, list[tuple]]:
+    con = connect(store_of(root, options))
     try:
         out = {}
         for name, spec in TABLES.items():
@@ -185,22 +191,25 @@ def history(root: Path) -> dict[str, list[tuple]]:
         con.close()
 
 
-def consistent(root: Path) -> None:
+def consistent(root: Path | str, options: dict[str, str] | None = None) -> None:
     """What a reader sees right after a crash: every marker's files exist."""
-    store = Store(str(root))
+    store = store_of(root, options)
     for m in store.markers():
         for f in m.files:
-            assert os.path.exists(store.path(f.path)), f"{m.run_id} lists missing {f.path}"
+            assert fs.exists(store.path(f.path)), f"{m.run_id} lists missing {f.path}"
 
 
-def tidy(root: Path) -> None:
-    """After gc: nothing but committed files and referenced media."""
-    store = Store(str(root))
+def tidy(root: Path | str, options: dict[str, str] | None = None) -> None:
+    """After gc: nothing but committed files and referenced media (local or object store)."""
+    store = store_of(root, options)
     listed = {f.path for m in store.markers() for f in m.files}
-    on_disk = {p.relative_to(root).as_posix() for p in (root / "tables").rglob("*") if p.is_file()}
-    assert on_disk == listed, f"unlisted: {sorted(on_disk - listed)[:5]}"
-    leftovers = [p for p in (root / "runs").rglob("*") if p.is_file() and p.suffix != ".json"]
-    leftovers += list((root / "runs").glob(".tmp-*")) + list((root / "runs" / "_active").glob("*"))
+    stored = {fs.relative(store.root, i.path) for i in fs.walk(store.path("tables"))}
+    assert stored == listed, f"unlisted: {sorted(stored - listed)[:5]}"
+    leftovers = [
+        rel
+        for rel in (fs.relative(store.root, i.path) for i in fs.walk(store.path("runs")))
+        if rel.count("/") != 1 or not rel.endswith(".json") or "/.tmp-" in rel
+    ]
     assert leftovers == []
     assert collect_garbage(store, dry_run=True).removed == []
 
@@ -403,3 +412,25 @@ def test_accounting_synth(states: dict[str, Path], work: Path) -> None:
     assert len(text_rejects) == 1 and synthetic + len(item_rejects) == len(lines) - 1
     real = _q(root, "select count(*) from pairs where not is_synthetic")[0][0]
     assert real >= 1  # the real-speech mix-in ran and is accounted as pairs
+
+
+@pytest.mark.parametrize("spec", ["transcribe", "part.done", "transcribe@2"])
+def test_a_killed_multi_part_run_redoes_at_most_the_part_it_was_in(
+    spec: str, work: Path, states: dict[str, Path], tmp_path: Path
+) -> None:
+    root = tmp_path / "ds"
+    shutil.copytree(states["corpus"], root)
+    every = config(work, root).runner.commit_every
+    total = len(list((work / "in").iterdir()))
+    fail_at(spec, lambda: run("corpus", work, root))
+    before = Store(str(root)).markers()
+    committed = sum(int(m.extra["items"]) for m in before)
+    assert committed % every == 0 and committed < total  # whole parts, never a torn one
+    run("corpus", work, root)
+    after = [m for m in Store(str(root)).markers() if m.run_id not in {b.run_id for b in before}]
+    redone = sum(int(m.extra["items"]) for m in after)
+    # the rerun processes exactly what no committed part holds: the work lost to the
+    # kill is the part in progress, at most `commit_every` items
+    assert redone == total - committed
+    assert after[0].extra["skipped"] == committed
+    assert_same(history(root), history(states["clean-corpus"]))
