@@ -23,9 +23,24 @@ def pipeline_options(cfg: Config, beam_args: Sequence[str] = ()) -> PipelineOpti
         "runner": cfg.runner.name,
         "direct_num_workers": cfg.runner.direct_num_workers,
         "direct_running_mode": cfg.runner.direct_running_mode,
+        **store_pipeline_options(cfg),
         **cfg.runner.options,
     }
     return PipelineOptions(list(beam_args), **opts)
+
+
+def store_pipeline_options(cfg: Config) -> dict[str, object]:
+    """The store's endpoint and region as Beam's own S3 options (for Beam IO and staging;
+    speechmill's store itself travels with its options, docs/store.md). Never keys."""
+    o = cfg.store.options
+    if not cfg.store.root.startswith("s3://"):
+        return {}
+    out: dict[str, object] = {}
+    if o.endpoint_url:
+        out["s3_endpoint_url"] = o.endpoint_url
+    if o.region:
+        out["s3_region_name"] = o.region
+    return out
 
 
 def show_progress(cfg: Config, progress: bool | None) -> bool:

@@ -94,3 +94,17 @@ def test_config_doc_is_generated_from_the_code() -> None:
 
     doc = Path(__file__).parents[2] / "docs" / "config.md"
     assert doc.read_text() == render(), "docs/config.md is stale: run `make docs`"
+
+
+def test_store_options_reach_beams_s3_options_but_never_keys() -> None:
+    from speechmill.pipelines.runs import pipeline_options
+
+    cfg = load_config(
+        text="store: {root: 's3://b/c', options: {endpoint_url: 'http://127.0.0.1:9', "
+        "region: eu-west-1}}\n"
+    )
+    opts = pipeline_options(cfg).get_all_options()
+    assert opts["s3_endpoint_url"] == "http://127.0.0.1:9"
+    assert opts["s3_region_name"] == "eu-west-1"
+    assert opts.get("s3_access_key_id") is None and opts.get("s3_secret_access_key") is None
+    assert "access" not in cfg.canonical_json().lower().replace("anonymous", "")
