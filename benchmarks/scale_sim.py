@@ -9,7 +9,8 @@ and decode, VAD, ASR, write, commit in parts of `runner.commit_every`) in its ow
 process, with a fake ASR backend whose cost is a constant per audio second (it
 sleeps, so the model's time is known exactly and subtracted). Printed per size:
 wall time, the pipeline's own time per item (wall minus the fake model's time,
-divided by N) and the process's peak resident memory (the DirectRunner runs the
+divided by N), its CPU time per item (user + system, which other work on the machine
+disturbs far less than wall time) and the process's peak resident memory (the DirectRunner runs the
 workers in the driver's process, so this is an upper bound on the driver's), then
 the ratios N_max / N_min. Targets: per-item overhead <= 1.2x, peak memory <= 1.5x.
 
@@ -78,6 +79,15 @@ class SleepyFactory:
         return "sleepy"
 
 
+def _cpu_s() -> float:
+    """CPU seconds used by this process and its children so far (user + system)."""
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def one_size(audio: str, root: str) -> dict[str, float]:
     """Run the corpus pipeline on `audio` into `root` (in this process); measure it."""
     from speechmill.config import load_config
@@ -89,14 +99,15 @@ def one_size(audio: str, root: str) -> dict[str, float]:
         f"sources: [{{kind: local, name: sim, paths: [{audio}]}}]\n"
         "asr: {batch_size: 8}\n"
     )
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), _cpu_s()
     result = run_corpus(cfg, factory=SleepyFactory(), progress=False)
-    wall = time.monotonic() - t0
+    wall, cpu = time.monotonic() - t0, _cpu_s() - c0
     con = connect(Store(root))
     audio_s, n = con.execute("SELECT sum(duration_s), count(*) FROM segments").fetchone()
     con.close()
     return {
         "wall_s": wall,
+        "cpu_s": cpu,
         "segments": float(n),
         "model_s": ASR_S_PER_AUDIO_S * float(audio_s or 0.0),
         "parts": float(len(result.markers)),
@@ -123,17 +134,20 @@ def pipeline(sizes: list[int], work: Path) -> None:
         )
         m = json.loads(out.stdout.strip().splitlines()[-1])
         per_item_ms = 1000 * (m["wall_s"] - m["model_s"]) / n
-        rows.append((n, m, per_item_ms))
+        cpu_ms = 1000 * m["cpu_s"] / n
+        rows.append((n, m, per_item_ms, cpu_ms))
         print(
             f"{n:>8d} items  {int(m['parts']):4d} parts  wall {m['wall_s']:8.1f} s  "
             f"segments {int(m['segments'])}  model {m['model_s']:6.1f} s  overhead {per_item_ms:6.2f} ms/item  "
+            f"cpu {cpu_ms:6.2f} ms/item  "
             f"peak {m['peak_mb']:7.0f} MB",
             flush=True,
         )
         shutil.rmtree(root, ignore_errors=True)
-    (n0, m0, o0), (n1, m1, o1) = rows[0], rows[-1]
+    (n0, m0, o0, c0), (n1, m1, o1, c1) = rows[0], rows[-1]
     print(
         f"ratios {n1}/{n0}: per-item overhead {o1 / o0:.2f}x (target <= 1.2), "
+        f"cpu per item {c1 / c0:.2f}x, "
         f"peak memory {m1['peak_mb'] / m0['peak_mb']:.2f}x (target <= 1.5)"
     )
 
