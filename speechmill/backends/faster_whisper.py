@@ -141,12 +141,14 @@ class FasterWhisperBackend:
     ) -> FasterWhisperBackend:
         from faster_whisper import WhisperModel
 
+        from speechmill.backends.devices import resolve_compute_type, resolve_device
+
         path = resolve_model(model)
         try:
             fw = WhisperModel(
                 path,
-                device=device,
-                compute_type=compute_type,
+                device=resolve_device(device),
+                compute_type=resolve_compute_type(compute_type, device),
                 cpu_threads=cpu_threads,
                 num_workers=1,
             )

@@ -80,13 +80,7 @@ def build_corpus(
     """Wire the corpus stages and the table writes into a pipeline."""
     options = DecodeOptions.from_config(cfg.asr)
     decoder = decoder_id(model_hash, options, cfg.asr.normalizer)
-    handler = AsrModelHandler(
-        factory,
-        options,
-        cfg.asr.normalizer,
-        language=cfg.asr.language,
-        batch_size=cfg.asr.batch_size,
-    )
+    handler = AsrModelHandler.from_config(factory, options, cfg.asr, language=cfg.asr.language)
     pacing = {
         name: (getattr(spec, "rate_limit_s", 0.0), getattr(spec, "cookies_file", None))
         for spec, name in zip(cfg.sources, cfg.source_names(), strict=True)
@@ -195,7 +189,7 @@ def _run(
         if not work.parts:
             return result
         model_hash = factory.fingerprint()
-        progress = show_progress(cfg, progress)
+        progress = show_progress(cfg, progress, beam_args)
         for i, (run_id, part, n_items) in enumerate(work.parts):
             # a run builds on the latest committed run, a part on the part before it
             with store.run(pipeline, cfg, run_id=run_id) as run:

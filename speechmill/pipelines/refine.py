@@ -132,9 +132,7 @@ def build_refine(
     utt_audio = drafts.drafts | "LoadUtterances" >> beam.ParDo(
         LoadSpanDoFn(run_id, "transcribe", store)
     ).with_outputs(REJECTS, main="audio")
-    handler = AsrModelHandler(
-        asr, options, cfg.asr.normalizer, language=cfg.asr.language, batch_size=cfg.asr.batch_size
-    )
+    handler = AsrModelHandler.from_config(asr, options, cfg.asr, language=cfg.asr.language)
     rows = UtteranceRows(
         aligner=f"{'ctc' if cfg.align.backend == 'ctc' else 'whisper-ct2'}:{aligner.model_id}",
         model_id=asr.model_id,
@@ -199,7 +197,7 @@ def run_refine(
         cfg.align, cfg.asr.model, cfg.asr.device, cfg.asr.compute_type
     )
     model_hash = asr.fingerprint()
-    progress = show_progress(cfg, progress)
+    progress = show_progress(cfg, progress, beam_args)
     with store.run("refine", cfg) as run:
         build = functools.partial(
             build_refine,

@@ -259,14 +259,10 @@ def run_round(
         cfg.asr, beam_size=cfg.relabel.teacher_beam_size, n_best=1, top_up=False
     )
     model_hash = factory.fingerprint()
-    handler = AsrModelHandler(
-        factory,
-        options,
-        cfg.asr.normalizer,
-        language=cfg.asr.language,
-        batch_size=cfg.relabel.batch_size,
+    handler = AsrModelHandler.from_config(
+        factory, options, cfg.asr, language=cfg.asr.language, batch_size=cfg.relabel.batch_size
     )
-    progress = show_progress(cfg, progress)
+    progress = show_progress(cfg, progress, beam_args)
     with store.run(f"relabel-{round_k}", cfg) as run:
         rows = GateRows(
             round_k=round_k,

@@ -217,13 +217,8 @@ def build_synth(
     spoken = todo | "Synthesize" >> beam.ParDo(
         SynthesizeDoFn(store, syn, voices, babble_sentences(), run_id, progress)
     ).with_outputs(REJECTS, main="audio")
-    handler = AsrModelHandler(
-        asr,
-        options,
-        cfg.asr.normalizer,
-        language=syn.language,
-        batch_size=cfg.asr.batch_size,
-        transform_for=MaskingPlan(),
+    handler = AsrModelHandler.from_config(
+        asr, options, cfg.asr, language=syn.language, transform_for=MaskingPlan()
     )
     pair_rows = PairRows(
         cfg=syn,
@@ -272,7 +267,7 @@ def run_synth(
     result = SynthResult(already=len(done))
     asr = asr or FasterWhisperFactory.from_config(cfg.asr)
     model_hash = asr.fingerprint()
-    progress = show_progress(cfg, progress)
+    progress = show_progress(cfg, progress, beam_args)
     with store.run("synth", cfg) as run:
         build = functools.partial(
             build_synth,

@@ -16,7 +16,7 @@ building one item's rows becomes that item's reject and never stops the run.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, cast
 
@@ -26,6 +26,7 @@ import numpy.typing as npt
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
 from speechmill.backends.asr import AsrBackend, decode_with_retry
+from speechmill.backends.devices import cuda_devices
 from speechmill.config import AsrConfig
 from speechmill.core.asr.decoding import (
     AsrItem,
@@ -34,6 +35,7 @@ from speechmill.core.asr.decoding import (
     FeatureTransform,
     nbest_columns,
 )
+from speechmill.core.audio.chunks import SAMPLE_RATE
 from speechmill.core.text.normalize import get_normalizer
 from speechmill.faults import fault_point
 from speechmill.schemas import Category, Drop, NBestList
@@ -87,6 +89,51 @@ Example = tuple[Any, npt.NDArray[np.float32]]
 """(element, 16 kHz float32 samples); the element names itself (`item_id`, `language`)."""
 
 
+def sized_for_cuda(cfg: AsrConfig) -> bool:
+    """Batches are sized on the driver: for CUDA when the config says cuda, when the ASR step
+    asks for an accelerator, or when `auto` and the driver itself sees a GPU."""
+    if cfg.device != "auto":
+        return cfg.device == "cuda"
+    return "accelerator" in cfg.resource_hints or cuda_devices() > 0
+
+
+def audio_seconds(example: Example) -> int:
+    """The length RunInference's bucketed batching groups by: whole seconds of audio."""
+    return int(len(example[1]) // SAMPLE_RATE)
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How RunInference batches and shares the model (from `AsrConfig`, on the driver)."""
+
+    size: int = 8
+    buckets_s: tuple[float, ...] = ()
+    max_wait_s: float = 10.0
+    model_copies: int | None = None  # None: one model per SDK process
+
+    @staticmethod
+    def from_config(cfg: AsrConfig, batch_size: int | None = None) -> Batching:
+        cuda = sized_for_cuda(cfg)
+        buckets = cfg.length_buckets_s
+        if buckets is None:
+            buckets = [5.0, 10.0, 20.0] if cuda else []
+        copies = cfg.model_copies if cfg.model_copies is not None else (1 if cuda else None)
+        size = batch_size or (cfg.cuda_batch_size if cuda else cfg.batch_size)
+        return Batching(size, tuple(buckets), cfg.max_batch_wait_s, copies)
+
+    def kwargs(self) -> dict[str, Any]:
+        # fixed-size batches: adaptive sizing starts at 1, which is slow for Whisper
+        out: dict[str, Any] = {"min_batch_size": self.size, "max_batch_size": self.size}
+        if self.buckets_s:
+            # chunks of similar length share a batch (Beam's keyed, stateful batching)
+            out |= {
+                "length_fn": audio_seconds,
+                "bucket_boundaries": [int(b) for b in self.buckets_s],
+                "max_batch_duration_secs": self.max_wait_s,
+            }
+        return out
+
+
 class AsrModelHandler(ModelHandler[Example, PredictionResult, AsrBackend]):
     """RunInference handler: one backend per worker, batches decoded with per-item retry."""
 
@@ -97,22 +144,43 @@ class AsrModelHandler(ModelHandler[Example, PredictionResult, AsrBackend]):
         normalizer: str,
         *,
         language: str | None,
-        batch_size: int = 8,
-        share_across_processes: bool = False,
+        batching: Batching | None = None,
+        resource_hints: Mapping[str, str] | None = None,
         feature_transform: FeatureTransform | None = None,
         transform_for: Callable[[Sequence[Any]], FeatureTransform | None] | None = None,
     ) -> None:
         """`transform_for(elements)` picks a feature transform per batch (e.g. masking
-        only the items whose plan says so); otherwise `feature_transform` applies to all."""
+        only the items whose plan says so); otherwise `feature_transform` applies to all.
+        `resource_hints` go on the ASR step only (`Decode`)."""
         super().__init__()
         self._factory = factory
         self._options = options
         self._normalizer = normalizer
         self._language = language
-        self._batch_size = batch_size
-        self._share = share_across_processes
+        self.batching = batching or Batching()
+        self.resource_hints = dict(resource_hints or {})
         self._feature_transform = feature_transform
         self._transform_for = transform_for
+
+    @staticmethod
+    def from_config(
+        factory: Callable[[], AsrBackend],
+        options: DecodeOptions,
+        cfg: AsrConfig,
+        *,
+        language: str | None,
+        batch_size: int | None = None,
+        transform_for: Callable[[Sequence[Any]], FeatureTransform | None] | None = None,
+    ) -> AsrModelHandler:
+        return AsrModelHandler(
+            factory,
+            options,
+            cfg.normalizer,
+            language=language,
+            batching=Batching.from_config(cfg, batch_size),
+            resource_hints=cfg.resource_hints,
+            transform_for=transform_for,
+        )
 
     def load_model(self) -> AsrBackend:
         return self._factory()
@@ -133,11 +201,13 @@ class AsrModelHandler(ModelHandler[Example, PredictionResult, AsrBackend]):
         return [PredictionResult(ex, out) for ex, out in zip(batch, outs, strict=True)]
 
     def batch_elements_kwargs(self) -> dict[str, Any]:
-        # fixed-size batches: adaptive sizing starts at 1, which is slow for Whisper
-        return {"min_batch_size": self._batch_size, "max_batch_size": self._batch_size}
+        return self.batching.kwargs()
 
     def share_model_across_processes(self) -> bool:
-        return self._share
+        return self.batching.model_copies is not None
+
+    def model_copies(self) -> int:
+        return self.batching.model_copies or 1
 
     def get_metrics_namespace(self) -> str:
         return "speechmill_asr"
@@ -235,9 +305,16 @@ class Decode(beam.PTransform):
         self._tags = (*rows.tags, REJECTS)
 
     def expand(self, examples: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        infer: beam.PTransform = RunInference(self._handler)
+        hints = self._handler.resource_hints
+        if hints:
+            # the hinted step (e.g. on GPU workers) is a stage of its own: a Reshuffle
+            # breaks fusion with the CPU stages before it
+            examples = examples | "ToAsrWorkers" >> beam.Reshuffle()
+            infer = infer.with_resource_hints(**hints)
         return (
             examples
-            | "RunInference" >> RunInference(self._handler)
+            | "RunInference" >> infer
             | "Rows" >> beam.ParDo(self._rows).with_outputs(*self._tags, main="main")
         )
 

@@ -10,7 +10,7 @@ from speechmill.core.asr.decoding import AsrItem, DecodeOptions
 from speechmill.core.elements import ChunkRef
 from speechmill.core.text.normalize import get_normalizer
 from speechmill.schemas import Attribution
-from speechmill.transforms.asr import AsrModelHandler
+from speechmill.transforms.asr import AsrModelHandler, Batching
 from speechmill.transforms.transcribe import Transcribe
 from tests.audio_fixtures import write_wav
 from tests.fakes import FakeBackend, FakeFactory
@@ -77,7 +77,7 @@ def test_segments_and_nbest_lists_come_out(tmp_path):
 def test_one_poisoned_item_in_a_batch_is_one_reject(tmp_path):
     items = chunks(tmp_path, 5)
     factory = FakeFactory(poison=frozenset({"seg3"}))
-    handler = AsrModelHandler(factory, OPTS, "whisper-english", language="en", batch_size=5)
+    handler = AsrModelHandler(factory, OPTS, "whisper-english", language="en", batching=Batching(5))
     with TestPipeline() as p:
         out = (
             p
@@ -150,3 +150,115 @@ def test_unreadable_audio_is_a_reject(tmp_path):
         assert_that(
             out["segments"] | beam.Map(lambda s: s.segment_id), equal_to(["seg0"]), label="segments"
         )
+
+
+BATCHES: list[list[int]] = []  # whole seconds of each item, per model call (in-process runner)
+ROWS: list[tuple[str, str]] = []
+
+
+class _RecordingBackend(FakeBackend):
+    def decode(self, items, options, normalizer, feature_transform=None):
+        BATCHES.append(sorted(len(it.audio) // 16000 for it in items))
+        return super().decode(items, options, normalizer, feature_transform)
+
+
+class _RecordingFactory(FakeFactory):
+    def __call__(self) -> FakeBackend:
+        return _RecordingBackend()
+
+
+def _keep(segment) -> None:
+    ROWS.append((segment.segment_id, segment.text))
+
+
+def mixed_lengths(tmp_path):
+    """Six chunks of one recording, alternately 1 s and 3 s long, in that order."""
+    path = tmp_path / "rec.flac"
+    write_wav(path, np.zeros(16000 * 20, dtype=np.float32), 16000)
+    out, start = [], 0
+    for i in range(6):
+        n = 16000 * (1 if i % 2 == 0 else 3)
+        out.append(
+            ChunkRef(
+                f"seg{i}",
+                "r" * 64,
+                "local:x",
+                str(path),
+                start,
+                start + n,
+                None,
+                "cc0",
+                Attribution(),
+            )
+        )
+        start += n
+    return out
+
+
+def run_batched(tmp_path, batching: Batching) -> tuple[list[list[int]], list[tuple[str, str]]]:
+    BATCHES.clear()
+    ROWS.clear()
+    handler = AsrModelHandler(
+        _RecordingFactory(), OPTS, "whisper-english", language="en", batching=batching
+    )
+    with TestPipeline() as p:
+        out = (
+            p
+            | beam.Create(mixed_lengths(tmp_path))
+            | Transcribe(
+                handler,
+                model_id="fake",
+                decoder="d1",
+                options=OPTS,
+                normalizer="whisper-english",
+                run_id="run1",
+                store=str(tmp_path),
+            )
+        )
+        _ = out["segments"] | beam.Map(_keep)
+    return sorted(BATCHES), sorted(ROWS)
+
+
+def test_length_buckets_batch_similar_chunks_across_the_input(tmp_path):
+    plain, rows = run_batched(tmp_path, Batching(3))
+    assert any(len(set(b)) > 1 for b in plain)  # arrival order mixes 1 s and 3 s chunks
+    bucketed, rows_b = run_batched(tmp_path, Batching(3, buckets_s=(2.0,), max_wait_s=1.0))
+    assert bucketed == [[1, 1, 1], [3, 3, 3]]
+    assert rows_b == rows and len(rows) == 6  # batching never changes what is written
+
+
+def test_resource_hints_go_on_the_asr_step_only(tmp_path):
+    from apache_beam.transforms.resources import AcceleratorHint
+
+    handler = AsrModelHandler(
+        FakeFactory(),
+        OPTS,
+        "whisper-english",
+        language="en",
+        resource_hints={"accelerator": "type:nvidia-l4;count:1;install-nvidia-driver"},
+    )
+    p = beam.Pipeline()
+    _ = (
+        p
+        | beam.Create(chunks(tmp_path, 2))
+        | Transcribe(
+            handler,
+            model_id="fake",
+            decoder="d1",
+            options=OPTS,
+            normalizer="whisper-english",
+            run_id="run1",
+            store=str(tmp_path),
+        )
+    )
+    proto = p.to_runner_api()
+    urn = AcceleratorHint.urn
+    envs = proto.components.environments
+    hinted = {
+        t.unique_name
+        for t in proto.components.transforms.values()
+        if not t.subtransforms and urn in envs[t.environment_id].resource_hints
+    }
+    assert hinted and all("RunInference" in name for name in hinted)
+    names = [t.unique_name for t in proto.components.transforms.values()]
+    assert any(n.endswith("ToAsrWorkers") for n in names)  # its own stage
