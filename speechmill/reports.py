@@ -181,7 +181,7 @@ def refine_report(store: Store, run_id: str) -> str:
         ).fetchone()
         drops = q(
             "SELECT split_part(reason, ':', 1), count(*) FROM rejects_history WHERE run_id = ? "
-            "GROUP BY 1 ORDER BY 2 DESC",
+            "GROUP BY 1 ORDER BY 2 DESC, 1",
             [run_id],
         ).fetchall()
         lists = q(
@@ -376,7 +376,7 @@ def rejects(store: Store, by: str = "category") -> str:
             f"SELECT {REJECT_GROUPS[by]}, count(*) AS items,"
             " round(coalesce(sum(duration_s), 0) / 3600, 4) AS hours,"
             " count(*) FILTER (WHERE retryable) AS retryable"
-            " FROM rejects GROUP BY 1 ORDER BY 2 DESC"
+            " FROM rejects GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1"
         ).fetchall()
     finally:
         con.close()
@@ -503,7 +503,7 @@ def text_rejects(store: Store) -> list[tuple[str, int]]:
             (str(reason), int(n))
             for reason, n in con.execute(
                 "SELECT reason, count(*) FROM rejects WHERE stage = 'text' "
-                "GROUP BY 1 ORDER BY 2 DESC"
+                "GROUP BY 1 ORDER BY 2 DESC, 1"
             ).fetchall()
         ]
     finally:
