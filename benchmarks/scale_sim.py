@@ -177,12 +177,15 @@ def views(runs: int, files: int, work: Path) -> None:
             d = root / "tables" / "rejects" / f"run={run_id}"
             d.mkdir(parents=True)
             listed = []
-            for k in range(files):
-                t = pa.Table.from_pylist(
-                    [row | {"item_id": f"{r}-{k}", "run_id": run_id}], schema=spec.schema
-                )
+            t = pa.Table.from_pylist(
+                [row | {"item_id": f"{r}", "run_id": run_id}], schema=spec.schema
+            )
+            first = root / f"tables/rejects/run={run_id}/part-00000.parquet"
+            pq.write_table(t, first)
+            for k in range(files):  # copies of one file: the reader opens every one
                 rel = f"tables/rejects/run={run_id}/part-{k:05d}.parquet"
-                pq.write_table(t, root / rel)
+                if k:
+                    shutil.copyfile(first, root / rel)
                 listed.append(DataFile("rejects", rel, 1))
             now = utcnow()
             m = Marker(run_id, "sim", now, now, "sim", 5, "h", {}, {}, (), "none", tuple(listed))
