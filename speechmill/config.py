@@ -182,6 +182,13 @@ class VadConfig(_Model):
         1.0, ge=0, description="Speech regions closer than this are merged into one chunk."
     )
     min_chunk_s: float = Field(0.3, ge=0, description="Shorter chunks are dropped (too_short).")
+    split_search_s: float = Field(
+        8.0,
+        ge=0,
+        description="A speech region longer than max_chunk_s is cut at its quietest 10 ms "
+        "(100 ms smoothed) within this many seconds of an even split's cut, so cuts fall in "
+        "pauses, not words; 0: even split.",
+    )
 
 
 class AsrConfig(_Model):

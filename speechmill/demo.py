@@ -112,6 +112,16 @@ def part_wer(root: str, made: list[DemoFile], part: str) -> tuple[float, int]:
     return label_wer(root, [(f.path, f.text) for f in made if f.part == part])
 
 
+def shown(path: object) -> str:
+    """A path as the demo prints it: relative to the working directory when inside it."""
+    if "://" in str(path):
+        return str(path)
+    try:
+        return str(Path(str(path)).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def run_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> int:
     from speechmill.pipelines.corpus import run_corpus
     from speechmill.reports import nbest_diversity, summarize
@@ -119,19 +129,21 @@ def run_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> int:
 
     t0 = time.monotonic()
     audio_dir = workdir / "audio"
+    shown_audio = shown(audio_dir)
     manifest = audio_dir / "manifest.json"
     if manifest.exists():
         made = [DemoFile(**d) for d in json.loads(manifest.read_text())]
-        print(f"speechmill demo: reusing the speech in {audio_dir} (--fresh to make it again)")
+        print(f"speechmill demo: reusing the speech in {shown_audio} (--fresh to make it again)")
     else:
-        print(f"speechmill demo: speaking {len(demo_sentences())} sentences into {audio_dir} ...")
+        print(f"speechmill demo: speaking {len(demo_sentences())} sentences into {shown_audio} ...")
         made = prepare_audio(audio_dir, seed=seed)
     t_tts = time.monotonic() - t0
     total = sum(f.seconds for f in made)
     print(f"  {len(made)} recordings, {total / 60:.1f} min of speech ({t_tts:.0f} s)")
     cfg = demo_config(workdir)
     store = Store(cfg.store.root)
-    print(f"running the corpus pipeline into {store.root} ...")
+    root = shown(store.root)
+    print(f"running the corpus pipeline into {root} ...")
     result = run_corpus(cfg, progress=progress)
     run_ids = result.run_ids or [m.run_id for m in store.markers()[-1:]]
     if not result.run_ids:
@@ -155,12 +167,10 @@ def run_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> int:
         f"{dup} with a repeated hypothesis)"
     )
     print()
-    print(f"Parquet tables: {store.root}/tables/<table>/run=<run_id>/part-*.parquet")
-    print(f"commit markers: {store.root}/runs/")
-    print(f'DuckDB views:   speechmill query --root {store.root} "select * from segments"')
-    print(
-        f"                speechmill views --root {store.root} > views.sql; duckdb -init views.sql"
-    )
+    print(f"Parquet tables: {root}/tables/<table>/run=<run_id>/part-*.parquet")
+    print(f"commit markers: {root}/runs/")
+    print(f'DuckDB views:   speechmill query --root {root} "select * from segments"')
+    print(f"                speechmill views --root {root} > views.sql; duckdb -init views.sql")
     print(f"demo finished in {time.monotonic() - t0:.0f} s")
     return 0
 
@@ -191,11 +201,13 @@ def run_synth_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> in
     t0 = time.monotonic()
     cfg = synth_demo_config(workdir, seed)
     store = Store(cfg.store.root)
-    print(f"speechmill demo --synth: TTS -> augmentation -> Whisper 5-best into {store.root} ...")
+    root = shown(store.root)
+    print(f"speechmill demo --synth: TTS -> augmentation -> Whisper 5-best into {root} ...")
     result = run_synth(cfg, progress=progress)
     print()
     (run_id,) = result.run_ids
-    print(synth_report(store, run_id, already=result.already, real=result.real))
+    report = synth_report(store, run_id, already=result.already, real=result.real)
+    print(report.replace(str(store.root), root))
     table = pairs_table(store)
     bad = text_rejects(store)
     if bad:
@@ -212,7 +224,7 @@ def run_synth_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> in
     for fmt in ("hyporadise", "hf", "sft", "dlm-tsv"):
         written += export(table, fmt, str(out / fmt))
     print()
-    print(f"exports ({len(written)} files): {out}/{{hyporadise,hf,sft,dlm-tsv}}")
-    print(f'DuckDB: speechmill query --root {store.root} "select reference, hypotheses from pairs"')
+    print(f"exports ({len(written)} files): {shown(out)}/{{hyporadise,hf,sft,dlm-tsv}}")
+    print(f'DuckDB: speechmill query --root {root} "select reference, hypotheses from pairs"')
     print(f"demo finished in {time.monotonic() - t0:.0f} s")
     return 0

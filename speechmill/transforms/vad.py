@@ -10,7 +10,14 @@ import numpy.typing as npt
 
 from speechmill.backends.vad import Detector, silero_detector, windowed_regions
 from speechmill.config import AudioConfig, VadConfig
-from speechmill.core.audio.chunks import SAMPLE_RATE, no_speech, plan_chunks, segment_id, silent
+from speechmill.core.audio.chunks import (
+    SAMPLE_RATE,
+    frame_energy,
+    no_speech,
+    plan_chunks,
+    segment_id,
+    silent,
+)
 from speechmill.core.audio.io import read_span
 from speechmill.core.elements import ChunkRef
 from speechmill.faults import fault_point
@@ -76,13 +83,15 @@ class DetectSpeechDoFn(beam.DoFn):
                 return read_span(f, start, stop)
 
             regions = windowed_regions(read, rec.num_samples, self._detect)
-        kept, short = plan_chunks(
-            regions,
-            total=rec.num_samples,
-            max_len=int(self._vad.max_chunk_s * SAMPLE_RATE),
-            merge_gap=int(self._vad.merge_gap_s * SAMPLE_RATE),
-            min_len=int(self._vad.min_chunk_s * SAMPLE_RATE),
-        )
+            kept, short = plan_chunks(
+                regions,
+                total=rec.num_samples,
+                max_len=int(self._vad.max_chunk_s * SAMPLE_RATE),
+                merge_gap=int(self._vad.merge_gap_s * SAMPLE_RATE),
+                min_len=int(self._vad.min_chunk_s * SAMPLE_RATE),
+                energy=lambda r: frame_energy(read(r.start, r.end)),
+                search=int(self._vad.split_search_s * SAMPLE_RATE),
+            )
         drop = no_speech(kept, short)
         if drop is not None:
             yield self._reject(rec, drop)

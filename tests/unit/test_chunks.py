@@ -2,16 +2,20 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speechmill.core.audio.chunks import (
+    FRAME,
     Span,
+    frame_energy,
     local_media_id,
     normalize_regions,
     plan_chunks,
     segment_id,
     split_long,
+    split_quiet,
 )
 
 SR = 16000
@@ -73,3 +77,67 @@ def test_segment_ids_differ_by_offsets(start, length):
     a = segment_id(rid, Span(start, start + length))
     b = segment_id(rid, Span(start, start + length + 1))
     assert a != b and a == segment_id(rid, Span(start, start + length))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 10**6),
+    st.integers(1, 200 * SR),
+    st.integers(SR, 30 * SR),
+    st.integers(0, 10 * SR),
+    st.integers(0, 2**32 - 1),
+)
+def test_split_quiet_is_exact_balanced_and_bounded(start, length, max_len, search, seed):
+    span = Span(start, start + length)
+    energy = np.random.default_rng(seed).random(length // FRAME + 1)
+    parts = split_quiet(span, max_len, energy, search)
+    assert parts[0].start == start and parts[-1].end == span.end
+    assert all(0 < p.length <= max_len for p in parts)
+    assert all(a.end == b.start for a, b in itertools.pairwise(parts))
+    assert len(parts) == len(split_long(span, max_len))  # as many parts as an even split
+    if len(parts) > 1:
+        assert min(p.length for p in parts) >= min(max_len // 2, length // len(parts) - search)
+
+
+def words_and_pauses(seconds: float, seed: int = 0) -> tuple[np.ndarray, list[Span]]:
+    """Continuous 'speech': words of 150-500 ms with 20-60 ms stop closures inside them,
+    separated by pauses of 120-250 ms (shorter than any VAD's min_silence); the pauses."""
+    rng = np.random.default_rng(seed)
+    out, pauses, t = [], [], 0
+    while t < seconds * SR:
+        for _ in range(rng.integers(1, 3)):  # a word, maybe with a closure inside
+            n = int(rng.uniform(0.15, 0.5) * SR)
+            out.append(rng.normal(0, 0.2, n))
+            out.append(rng.normal(0, 0.002, int(rng.uniform(0.02, 0.06) * SR)))
+            t += n + len(out[-1])
+        out.append(rng.normal(0, 0.2, int(0.1 * SR)))
+        t += int(0.1 * SR)
+        gap = int(rng.uniform(0.12, 0.25) * SR)
+        pauses.append(Span(t, t + gap))
+        out.append(rng.normal(0, 0.002, gap))
+        t += gap
+    return np.concatenate(out).astype(np.float32), pauses
+
+
+def test_long_regions_are_cut_in_pauses_not_inside_words():
+    audio, pauses = words_and_pauses(75.0)
+    region = Span(0, len(audio))
+    max_len = 30 * SR
+
+    def in_pause(cut: int) -> bool:
+        return any(p.start <= cut < p.end for p in pauses)
+
+    kept, _ = plan_chunks(
+        [region],
+        total=len(audio),
+        max_len=max_len,
+        merge_gap=0,
+        min_len=0,
+        energy=lambda r: frame_energy(audio[r.start : r.end]),
+        search=8 * SR,
+    )
+    cuts = [c.start for c in kept[1:]]
+    assert len(cuts) == 2 and all(in_pause(c) for c in cuts), cuts
+    assert all(c.length <= max_len for c in kept)
+    even = [p.start for p in split_long(region, max_len)[1:]]
+    assert not all(in_pause(c) for c in even)  # what the even split did
