@@ -3,7 +3,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from speechmill.core.audio.chunks import (
@@ -79,7 +79,8 @@ def test_segment_ids_differ_by_offsets(start, length):
     assert a != b and a == segment_id(rid, Span(start, start + length))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
+@example(0, 203002, 193246, 126234, 303)  # a greedy cut once left a 0.6 s last part
 @given(
     st.integers(0, 10**6),
     st.integers(1, 200 * SR),
@@ -96,7 +97,7 @@ def test_split_quiet_is_exact_balanced_and_bounded(start, length, max_len, searc
     assert all(a.end == b.start for a, b in itertools.pairwise(parts))
     assert len(parts) == len(split_long(span, max_len))  # as many parts as an even split
     if len(parts) > 1:
-        assert min(p.length for p in parts) >= min(max_len // 2, length // len(parts) - search)
+        assert min(p.length for p in parts) >= max_len // 4  # no slivers
 
 
 def words_and_pauses(seconds: float, seed: int = 0) -> tuple[np.ndarray, list[Span]]:

@@ -73,8 +73,9 @@ def split_quiet(
 
     `energy[i]` is frame i's energy from `span.start`. There are as many parts as an even
     split would make; each cut is the quietest frame within `search` samples of where the
-    even split would put it (and never past `max_len` from the previous cut), so parts
-    stay balanced, none is a sliver, and cuts fall in pauses where there are any.
+    even split would put it, never past `max_len` from the previous cut, at least
+    `max_len // 2` after it and `max_len // 4` before the end, so no part is a sliver and
+    cuts fall in pauses where there are any.
     """
     if span.length <= max_len:
         return [span]
@@ -84,7 +85,7 @@ def split_quiet(
         parts = -(-(span.end - start) // max_len)
         target = start + (span.end - start) // parts
         lo = max(start + max_len // 2, target - search, span.end - (parts - 1) * max_len)
-        hi = min(start + max_len, target + search)
+        hi = min(start + max_len, target + search, span.end - max_len // 4)
         a, b = (lo - span.start) // frame, (hi - span.start) // frame
         window = energy[a:b]
         if window.size == 0:  # no room to choose
