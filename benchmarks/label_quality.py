@@ -53,15 +53,17 @@ ENCODINGS = ("16k", "tel8k", "48k-stereo")
 INSIDE_S = 0.03
 
 
-GAPS: dict[str, list[tuple[float, float]]] = {}
+Gaps = dict[str, list[tuple[float, float]]]
 """Per recording (`shape-i`): the pauses put between its sentences, in seconds (exact)."""
 
 
-def make_audio(out: Path, seconds: float, files: int) -> dict[str, str]:
-    """Per file key (`shape-i-encoding`): its text; the files under `out`; GAPS."""
+def make_audio(out: Path, seconds: float, files: int) -> tuple[dict[str, str], Gaps]:
+    """Per file key (`shape-i-encoding`): its text, and the recordings' pauses; the files
+    under `out`."""
     piper = PiperTts()
     sentences = demo_sentences()
     texts: dict[str, str] = {}
+    pauses: Gaps = {}
     k = 0
     for shape, (lo, hi) in SHAPES.items():
         for i in range(files):
@@ -86,7 +88,7 @@ def make_audio(out: Path, seconds: float, files: int) -> dict[str, str]:
             x = np.concatenate(parts[:-1])
             x = x + np.random.default_rng(k).normal(0, 0.001, x.size).astype(np.float32)
             base = f"{shape}-{i}"
-            GAPS[base] = gaps[:-1]
+            pauses[base] = gaps[:-1]
             sf.write(out / f"{base}-16k.wav", x, SR, subtype="PCM_16")
             tel = resample(x, SR, 8000)
             sf.write(out / f"{base}-tel8k.wav", tel, 8000, subtype="ULAW")
@@ -94,7 +96,7 @@ def make_audio(out: Path, seconds: float, files: int) -> dict[str, str]:
             sf.write(out / f"{base}-48k-stereo.flac", np.stack([wide, wide * 0.8], 1), 48000)
             for enc in ENCODINGS:
                 texts[f"{base}-{enc}"] = " ".join(words)
-    return texts
+    return texts, pauses
 
 
 def trim(audio: np.ndarray, floor: float = 0.01) -> np.ndarray:
@@ -190,7 +192,7 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     audio = work / "audio"
     audio.mkdir(parents=True)
-    refs = make_audio(audio, args.seconds, args.files)
+    refs, pauses = make_audio(audio, args.seconds, args.files)
     keys = sorted(refs)
     norm = get_normalizer("whisper-english")
     total_s = sum(sf.info(p).duration for p in audio.iterdir())
@@ -230,7 +232,7 @@ def main() -> None:
             wk = words.get(recording_of(k), [])
             inner = [x for x in c if x > 0.5]  # the recording's own start is no cut
             n_cuts += len(inner)
-            n_in += inside(inner, wk, GAPS[recording_of(k)], k if args.verbose else "")
+            n_in += inside(inner, wk, pauses[recording_of(k)], k if args.verbose else "")
         ratio = wer(texts, keys) / base if base else float("nan")
         print(
             f"{name}: WER ratio pipeline/bare {ratio:.2f} (target <= 1.00); "

@@ -81,7 +81,8 @@ def load_audio(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 
 
 def wer(refs: list[str], hyps: list[str]) -> float:
-    """Corpus WER after Whisper's English normaliser (word-level edit distance)."""
+    """Corpus WER after Whisper's English normaliser (word-level edit distance). Not
+    `core.text.metrics`: that needs rapidfuzz, and `backend` must run without it."""
     from speechmill.core.text.normalize import get_normalizer
 
     norm = get_normalizer("whisper-english")
@@ -158,11 +159,11 @@ def pipelines(folder: Path, work: Path) -> None:
     """The corpus pipeline on the clips and the synth pipeline on the texts, per device."""
     from speechmill.store import Store, connect
 
-    _, texts = load_audio(folder)
+    audio, texts = load_audio(folder)
     work.mkdir(parents=True, exist_ok=True)
     lines = work / "texts.txt"
     lines.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
-    seconds = sum(len(a) for a in load_audio(folder)[0].values()) / 16000
+    seconds = sum(len(a) for a in audio.values()) / 16000
     for device in devices():
         root = work / f"ds-{device}"
         cfg = work / f"{device}.yaml"

@@ -18,6 +18,19 @@ from tests.fakes import FakeBackend, FakeFactory
 OPTS = DecodeOptions(beam_size=6, n_best=3, top_up=False)
 
 
+def transcribe(handler, tmp_path) -> Transcribe:
+    """The Transcribe transform every test here uses (fake model, one run)."""
+    return Transcribe(
+        handler,
+        model_id="fake",
+        decoder="d1",
+        options=OPTS,
+        normalizer="whisper-english",
+        run_id="run1",
+        store=str(tmp_path),
+    )
+
+
 def chunks(tmp_path, n):
     path = tmp_path / "rec.flac"
     write_wav(path, np.zeros(16000 * 10, dtype=np.float32), 16000)
@@ -41,19 +54,7 @@ def test_segments_and_nbest_lists_come_out(tmp_path):
     items = chunks(tmp_path, 3)
     handler = AsrModelHandler(FakeFactory(), OPTS, "whisper-english", language="en")
     with TestPipeline() as p:
-        out = (
-            p
-            | beam.Create(items)
-            | Transcribe(
-                handler,
-                model_id="fake",
-                decoder="d1",
-                options=OPTS,
-                normalizer="whisper-english",
-                run_id="run1",
-                store=str(tmp_path),
-            )
-        )
+        out = p | beam.Create(items) | transcribe(handler, tmp_path)
         assert_that(
             out["segments"] | beam.Map(lambda s: (s.segment_id, s.text, s.license, s.run_id)),
             equal_to(
@@ -79,19 +80,7 @@ def test_one_poisoned_item_in_a_batch_is_one_reject(tmp_path):
     factory = FakeFactory(poison=frozenset({"seg3"}))
     handler = AsrModelHandler(factory, OPTS, "whisper-english", language="en", batching=Batching(5))
     with TestPipeline() as p:
-        out = (
-            p
-            | beam.Create(items)
-            | Transcribe(
-                handler,
-                model_id="fake",
-                decoder="d1",
-                options=OPTS,
-                normalizer="whisper-english",
-                run_id="run1",
-                store=str(tmp_path),
-            )
-        )
+        out = p | beam.Create(items) | transcribe(handler, tmp_path)
         assert_that(
             out["segments"] | beam.Map(lambda s: s.segment_id),
             equal_to(["seg0", "seg1", "seg2", "seg4"]),
@@ -129,19 +118,7 @@ def test_unreadable_audio_is_a_reject(tmp_path):
     )
     handler = AsrModelHandler(FakeFactory(), OPTS, "whisper-english", language="en")
     with TestPipeline() as p:
-        out = (
-            p
-            | beam.Create([*items, broken])
-            | Transcribe(
-                handler,
-                model_id="fake",
-                decoder="d1",
-                options=OPTS,
-                normalizer="whisper-english",
-                run_id="run1",
-                store=str(tmp_path),
-            )
-        )
+        out = p | beam.Create([*items, broken]) | transcribe(handler, tmp_path)
         assert_that(
             out["rejects"] | beam.Map(lambda r: (r.item_id, r.category, r.retryable)),
             equal_to([("segX", "io_error", True)]),
@@ -202,19 +179,7 @@ def run_batched(tmp_path, batching: Batching) -> tuple[list[list[int]], list[tup
         _RecordingFactory(), OPTS, "whisper-english", language="en", batching=batching
     )
     with TestPipeline() as p:
-        out = (
-            p
-            | beam.Create(mixed_lengths(tmp_path))
-            | Transcribe(
-                handler,
-                model_id="fake",
-                decoder="d1",
-                options=OPTS,
-                normalizer="whisper-english",
-                run_id="run1",
-                store=str(tmp_path),
-            )
-        )
+        out = p | beam.Create(mixed_lengths(tmp_path)) | transcribe(handler, tmp_path)
         _ = out["segments"] | beam.Map(_keep)
     return sorted(BATCHES), sorted(ROWS)
 
@@ -238,19 +203,7 @@ def test_resource_hints_go_on_the_asr_step_only(tmp_path):
         resource_hints={"accelerator": "type:nvidia-l4;count:1;install-nvidia-driver"},
     )
     p = beam.Pipeline()
-    _ = (
-        p
-        | beam.Create(chunks(tmp_path, 2))
-        | Transcribe(
-            handler,
-            model_id="fake",
-            decoder="d1",
-            options=OPTS,
-            normalizer="whisper-english",
-            run_id="run1",
-            store=str(tmp_path),
-        )
-    )
+    _ = p | beam.Create(chunks(tmp_path, 2)) | transcribe(handler, tmp_path)
     proto = p.to_runner_api()
     urn = AcceleratorHint.urn
     envs = proto.components.environments
