@@ -16,7 +16,8 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	# tokenizer files for the multilingual test model only (no torch: --no-deps)
+	# the openai-whisper backend (torch 2.13.0 CPU, tiktoken and numba come from the lock);
+	# --no-deps: its triton dependency is for CUDA kernels the tests never use
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps openai-whisper==20250625
 	touch $(STAMP)
 
@@ -51,7 +52,7 @@ docs: setup
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/pip install --quiet -e '.[dev]'
+	.venv-lock/bin/pip install --quiet -e '.[dev]' torch==2.13.0 tiktoken numba
 	.venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 	rm -rf .venv-lock
 

@@ -3,6 +3,7 @@
 speechmill run CONFIG [--root R] [--set a.b=v ...] [-- BEAM_OPTIONS...]
 speechmill tables | query | views | rejects | gc  --root R
 speechmill config check|show CONFIG
+speechmill models convert-ct2 DIR OUT.pt
 
 Each sub-command's parser names its handler (`set_defaults(func=...)`); a handler runs
 the pipeline if there is one and prints the report `speechmill.reports` computes from
@@ -126,6 +127,27 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     import yaml
 
     sys.stdout.write(yaml.safe_dump(_load(args).model_dump(mode="json"), sort_keys=False))
+    return 0
+
+
+def cmd_models_convert_ct2(args: argparse.Namespace) -> int:
+    """convert a CTranslate2 Whisper model to an openai-whisper checkpoint
+
+    DIR is a CTranslate2 Whisper model directory (model.bin, config.json, vocabulary) or
+    bundled:tiny.en; OUT.pt loads with whisper.load_model(OUT.pt) and as asr.model with
+    asr.backend: openai-whisper. float16 stays float16; int8 weights are dequantized.
+    """
+    from speechmill.backends.ct2_convert import convert
+    from speechmill.backends.faster_whisper import BUNDLED, resolve_model
+
+    src = resolve_model(BUNDLED) if args.model_dir == BUNDLED else args.model_dir
+    done = convert(src, args.out)
+    dims = " ".join(f"{k}={v}" for k, v in done.dims.items())
+    print(f"wrote {done.out}: {done.dtype}, {done.tensors} tensors, {done.parameters:,} parameters")
+    print(f"  from {args.model_dir}")
+    print(f"  dims {dims}")
+    print(f"  alignment heads {done.alignment_heads or 'none (openai-whisper default)'}")
+    print(f"  sha256 {done.sha256}")
     return 0
 
 
@@ -533,6 +555,13 @@ def build_parser() -> argparse.ArgumentParser:
     actions = p.add_subparsers(metavar="ACTION")
     _add_config_args(_command(actions, "check", cmd_config_check))
     _add_config_args(_command(actions, "show", cmd_config_show))
+
+    p = sub.add_parser("models", help="convert models between backends")
+    p.set_defaults(func=_print_help(p))
+    actions = p.add_subparsers(metavar="ACTION")
+    p = _command(actions, "convert-ct2", cmd_models_convert_ct2)
+    p.add_argument("model_dir", metavar="DIR", help="CTranslate2 Whisper model directory")
+    p.add_argument("out", metavar="OUT.pt", help="openai-whisper checkpoint to write")
 
     p = _add_runner(_command(sub, "run", cmd_run, takes="config"))
     p.add_argument("--model", help="ASR model (shorthand for --set asr.model=...)")

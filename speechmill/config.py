@@ -194,8 +194,14 @@ class VadConfig(_Model):
 class AsrConfig(_Model):
     """Whisper through faster-whisper/CTranslate2."""
 
-    backend: Literal["faster-whisper"] = Field(
-        "faster-whisper", description="ASR backend (faster-whisper/CTranslate2)."
+    backend: Literal["faster-whisper", "openai-whisper"] = Field(
+        "faster-whisper",
+        description="ASR backend: `faster-whisper` (CTranslate2) or `openai-whisper` (PyTorch; "
+        "`pip install 'speechmill[openai-whisper]'`). Both build N-best lists with the same "
+        "recipe (docs/backends.md). openai-whisper takes `asr.model` as a `.pt` checkpoint, an "
+        "openai-whisper model name (downloaded, online only), a CTranslate2 directory or "
+        "`bundled:tiny.en` (converted once into the cache); it ignores `compute_type` (float16 "
+        "on CUDA, float32 on the CPU).",
     )
     model: str = Field(
         "bundled:tiny.en",
@@ -216,12 +222,28 @@ class AsrConfig(_Model):
         "en", description="Language hint; null: detect (multilingual models only)."
     )
     beam_size: int = Field(
-        20, ge=1, description="Beam size; the search returns this many hypotheses."
+        5,
+        ge=1,
+        description="Beam size; the search returns this many hypotheses (N-best lists "
+        "short of `n_best` distinct are filled by `alternatives`, then sampling).",
     )
     n_best: int = Field(
         5, ge=1, description="Hypotheses kept per list (distinct after normalising)."
     )
     top_up: bool = Field(True, description="Top up short N-best lists with sampled decodes.")
+    alternatives: int = Field(
+        8,
+        ge=0,
+        description="At most this many one-token substitutions of the 1-best (one forced "
+        "decode for the whole batch, first-order scores; docs/nbest.md) fill lists the beam "
+        "leaves short of `n_best` distinct, before any sampling; 0: none.",
+    )
+    alt_window: int = Field(
+        32,
+        ge=1,
+        description="Substitutions are sought among the 1-best's first `alt_window` "
+        "tokens: one forced decode of that many tokens, so long chunks stay cheap.",
+    )
     sample_temperatures: list[float] = Field(
         default_factory=lambda: [1.0, 1.3],
         min_length=1,

@@ -8,7 +8,6 @@ feature extractor and tokenizer; decoding calls the CTranslate2 model directly.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from speechmill.core.asr import recipe
 from speechmill.core.asr.decoding import (
     AsrItem,
     AsrOutput,
@@ -32,15 +32,10 @@ from speechmill.core.asr.decoding import (
 from speechmill.core.asr.nbest import (
     BEAM,
     MASKED,
-    SAMPLE,
-    Budget,
     Candidate,
     ForcedDecode,
-    NBest,
     assemble,
-    derive_seed,
-    replay_sample,
-    token_logprobs,
+    select_unique,
 )
 from speechmill.core.audio.chunks import SAMPLE_RATE
 from speechmill.core.text.normalize import Normalizer
@@ -51,6 +46,7 @@ log = logging.getLogger(__name__)
 BUNDLED = "bundled:tiny.en"
 FRAMES_PER_SECOND = 100  # log-mel frames per second of audio
 MAX_FRAMES = 3000  # Whisper's 30 s window
+MAX_PROMPT_TOKENS = 224  # Whisper's limit on previous-text tokens (half its context)
 FORCED_WINDOW = 32  # tokens a teacher-forced decode continues past its prefix
 
 
@@ -119,6 +115,13 @@ def context_frames(n_frames: int, min_context_s: float) -> int:
     floor = round(min_context_s * FRAMES_PER_SECOND)
     need = math.ceil(max(n_frames, 1) / 1000.0) * 1000
     return min(MAX_FRAMES, max(floor, need))
+
+
+def _previous(tk: Any, text: str | None) -> list[int]:
+    """Whisper's previous-text prompt: <|startofprev|> and the text's last tokens."""
+    if not text or not text.strip():
+        return []
+    return [tk.sot_prev, *tk.encode(" " + text.strip())[-(MAX_PROMPT_TOKENS - 1) :]]
 
 
 class FasterWhisperBackend:
@@ -201,12 +204,16 @@ class FasterWhisperBackend:
             if feature_transform is not None:
                 f = np.asarray(feature_transform(f, it.item_id), dtype=np.float32)
             feats.append(f)
-        groups: dict[int, list[int]] = {}
-        for i, f in enumerate(feats):
-            groups.setdefault(context_frames(f.shape[1], options.min_context_s), []).append(i)
+        # one model call per encoder length; CTranslate2 also needs every prompt of a
+        # call to put <|startoftranscript|> at the same position
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (it, f) in enumerate(zip(items, feats, strict=True)):
+            frames = context_frames(f.shape[1], options.min_context_s)
+            previous = len(_previous(self._tokenizer("en"), it.prompt))
+            groups.setdefault((frames, previous), []).append(i)
         outputs: list[AsrOutput | None] = [None] * len(items)
         with self._lock:
-            for frames, idx in sorted(groups.items()):
+            for (frames, _), idx in sorted(groups.items()):
                 enc = self._encode([feats[i] for i in idx], frames)
                 for j, out in zip(
                     idx,
@@ -246,7 +253,10 @@ class FasterWhisperBackend:
 
         langs = self._languages(enc, items)
         tokenizers = [self._tokenizer(lang) for lang, _ in langs]
-        prompts = [[*tk.sot_sequence, tk.no_timestamps] for tk in tokenizers]
+        prompts = [
+            [*_previous(tk, it.prompt), *tk.sot_sequence, tk.no_timestamps]
+            for tk, it in zip(tokenizers, items, strict=True)
+        ]
         max_length = min(448, 2 * options.max_new_tokens)
         results = self._fw.model.generate(
             ctranslate2.StorageView.from_array(enc),
@@ -257,30 +267,54 @@ class FasterWhisperBackend:
             return_no_speech_prob=True,
             max_length=max_length,
         )
-        outputs = []
-        for i, (item, res) in enumerate(zip(items, results, strict=True)):
-            tk = tokenizers[i]
-            beam = [
+        beams = [
+            [
                 Candidate(
                     tokens=tuple(ids),
-                    text=tk.decode(ids).strip(),
+                    text=tokenizers[i].decode(ids).strip(),
                     sum_logprob=float(score) * max(len(ids), 1),
                     method=BEAM,
                 )
                 for score, ids in zip(res.scores, res.sequences_ids, strict=True)
             ]
+            for i, res in enumerate(results)
+        ]
+        short = {
+            i: beam[0]
+            for i, beam in enumerate(beams)
+            if options.alternatives > 0
+            and beam
+            and len(select_unique(beam, normalizer, options.n_best)) < options.n_best
+        }
+        firsts = self._first_positions(enc, prompts, tokenizers, short, options.alt_window)
+        outputs = []
+        for i, (item, res) in enumerate(zip(items, results, strict=True)):
+            tk = tokenizers[i]
+            beam = beams[i]
             sampler = None
             if wants_top_up(beam, options):
-                sampler = self._sampler(enc[i : i + 1], prompts[i], tk, item.item_id, options)
+                forced = self._forced(enc[i : i + 1], prompts[i], tk)
+                sampler = recipe.sampler(forced, tk, item.item_id, options)
+            alternatives = None
+            if i in firsts:
+                alternatives = recipe.alternatives(
+                    tk,
+                    beam[0],
+                    functools.partial(firsts.__getitem__, i),
+                    options.alternatives,
+                    normalizer,
+                )
             nbest = assemble(
                 beam,
                 normalizer,
                 options.n_best,
                 sampler=sampler,
                 max_rounds=len(options.temperatures),
+                alternatives=alternatives,
             )
             if options.token_logprobs and nbest.hyps:
-                nbest = self._with_token_logprobs(nbest, enc[i : i + 1], prompts[i], tk)
+                forced = self._forced(enc[i : i + 1], prompts[i], tk)
+                nbest = recipe.with_token_logprobs(nbest, forced, tk.eot)
             lang, prob = langs[i]
             outputs.append(
                 AsrOutput(
@@ -293,89 +327,73 @@ class FasterWhisperBackend:
             )
         return outputs
 
-    def _with_token_logprobs(
-        self, nbest: NBest, enc_one: np.ndarray, prompt: list[int], tk: Any
-    ) -> NBest:
-        """Rescore every hypothesis token by token with one teacher-forced decode."""
-        forced = self._forced(enc_one, prompt, tk)
-        results = forced([c.tokens for c in nbest.hyps])
-        hyps = tuple(
-            dataclasses.replace(c, token_logprobs=token_logprobs(c.tokens, logits, tk.eot))
-            for c, (_, logits) in zip(nbest.hyps, results, strict=True)
-        )
-        return dataclasses.replace(nbest, hyps=hyps)
-
-    def _forced(self, enc_one: np.ndarray, prompt: list[int], tk: Any) -> ForcedDecode:
-        """Teacher-forced decodes against one item's encoder output (no second encoder pass)."""
+    def _forced_rows(
+        self,
+        enc: np.ndarray,
+        prompts: Sequence[list[int]],
+        prefixes: Sequence[tuple[int, ...]],
+        masks: Sequence[list[int]],
+        window: int,
+    ) -> list[tuple[Sequence[int], Sequence[np.ndarray]]]:
+        """Teacher-forced decodes, row r against encoder output `enc[r]` (no second
+        encoder pass): the greedy continuation of each prefix (prefix included, at most
+        `window` tokens past the longest) and the logits of every position."""
         import ctranslate2
 
-        first_mask = [*tk.encode(" "), tk.eot]
+        # CTranslate2's Whisper returns max_length // 2 positions (prefix included):
+        # decode only a window past the longest prefix; a sample that needs more
+        # positions asks again from where it is
+        longest = max(len(p) for p in prefixes)
+        res = self._fw.model.generate(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(enc)),
+            [list(prompt) + list(p) for prompt, p in zip(prompts, prefixes, strict=True)],
+            beam_size=1,
+            max_length=min(448, 2 * (longest + window)),
+            return_logits_vocab=True,
+            suppress_blank=False,
+        )
+        out: list[tuple[Sequence[int], Sequence[np.ndarray]]] = []
+        for r, mask in zip(res, masks, strict=True):
+            logits = [np.array(x, dtype=np.float32) for x in r.logits[0]]
+            if logits:
+                # the beam search suppresses blank and end-of-text at the first
+                # step; apply the same mask so both score the same distribution
+                logits[0] = logits[0].copy()
+                logits[0][mask] = MASKED * 10
+            out.append((list(r.sequences_ids[0]), logits))
+        return out
+
+    def _forced(self, enc_one: np.ndarray, prompt: list[int], tk: Any) -> ForcedDecode:
+        """Teacher-forced decodes against one item's encoder output."""
+        mask = [*tk.encode(" "), tk.eot]
 
         def forced(
-            prefixes: Sequence[tuple[int, ...]],
+            prefixes: Sequence[tuple[int, ...]], window: int = FORCED_WINDOW
         ) -> list[tuple[Sequence[int], Sequence[np.ndarray]]]:
-            rep = np.ascontiguousarray(np.repeat(enc_one, len(prefixes), axis=0))
-            # CTranslate2's Whisper returns max_length // 2 positions (prefix included):
-            # decode only a window past the longest prefix; a sample that needs more
-            # positions asks again from where it is
-            longest = max(len(p) for p in prefixes)
-            res = self._fw.model.generate(
-                ctranslate2.StorageView.from_array(rep),
-                [prompt + list(p) for p in prefixes],
-                beam_size=1,
-                max_length=min(448, 2 * (longest + FORCED_WINDOW)),
-                return_logits_vocab=True,
-                suppress_blank=False,
-            )
-            out: list[tuple[Sequence[int], Sequence[np.ndarray]]] = []
-            for r in res:
-                logits = [np.array(x, dtype=np.float32) for x in r.logits[0]]
-                if logits:
-                    # the beam search suppresses blank and end-of-text at the first
-                    # step; apply the same mask so both score the same distribution
-                    logits[0] = logits[0].copy()
-                    logits[0][first_mask] = MASKED * 10
-                out.append((list(r.sequences_ids[0]), logits))
-            return out
+            n = len(prefixes)
+            rep = np.repeat(enc_one, n, axis=0)
+            return self._forced_rows(rep, [prompt] * n, prefixes, [mask] * n, window)
 
         return forced
 
-    def _sampler(
+    def _first_positions(
         self,
-        enc_one: np.ndarray,
-        prompt: list[int],
-        tk: Any,
-        item_id: str,
-        options: DecodeOptions,
-    ) -> Any:
-        forced = self._forced(enc_one, prompt, tk)
-        budget = Budget(rows_left=options.sample_budget)
-
-        def sampler(k: int, round_: int) -> list[Candidate]:
-            temperature = options.temperatures[min(round_, len(options.temperatures) - 1)]
-            seeds = [derive_seed(item_id, round_, j) for j in range(k)]
-            drawn = replay_sample(
-                seeds,
-                forced,
-                eot=tk.eot,
-                temperature=temperature,
-                topk=options.topk,
-                max_tokens=options.max_new_tokens,
-                budget=budget,
-                last_token=tk.eot,
-            )
-            return [
-                Candidate(
-                    tokens=toks,
-                    text=tk.decode(list(toks)).strip(),
-                    sum_logprob=lp,
-                    method=SAMPLE,
-                    temperature=temperature,
-                    seed=seed,
-                )
-                for seed, d in zip(seeds, drawn, strict=True)
-                if d is not None
-                for toks, lp in [d]
-            ]
-
-        return sampler
+        enc: np.ndarray,
+        prompts: Sequence[list[int]],
+        tokenizers: Sequence[Any],
+        bests: dict[int, Candidate],
+        window: int,
+    ) -> dict[int, Sequence[np.ndarray]]:
+        """The distributions at the first `window` positions of each item's 1-best, for
+        every item of the batch in one forced decode (item index -> logits)."""
+        if not bests:
+            return {}
+        idx = sorted(bests)
+        rows = self._forced_rows(
+            enc[idx],
+            [prompts[i] for i in idx],
+            [bests[i].tokens[:window] for i in idx],
+            [[*tokenizers[i].encode(" "), tokenizers[i].eot] for i in idx],
+            window=1,
+        )
+        return {i: logits for i, (_, logits) in zip(idx, rows, strict=True)}

@@ -23,7 +23,7 @@ from speechmill.store import Marker, Store, new_run_id
 from speechmill.transforms.asr import (
     AsrModelHandler,
     BackendFactory,
-    FasterWhisperFactory,
+    backend_factory,
     decoder_id,
 )
 from speechmill.transforms.common import HYPOTHESES, REJECTS, SOURCES
@@ -177,7 +177,7 @@ def _run(
     pipeline: str,
 ) -> RunResult:
     if factory is None:
-        factory = FasterWhisperFactory.from_config(cfg.asr)
+        factory = backend_factory(cfg.asr)
     base_run = new_run_id()
     work = plan(cfg, store, base_run)
     try:

@@ -25,7 +25,7 @@ from speechmill.transforms.asr import (
     AsrModelHandler,
     BackendFactory,
     Decode,
-    FasterWhisperFactory,
+    backend_factory,
     decoder_id,
 )
 from speechmill.transforms.common import HYPOTHESES, REJECTS
@@ -192,7 +192,7 @@ def run_refine(
     )
     if not segments:
         return result
-    asr = asr or FasterWhisperFactory.from_config(cfg.asr)
+    asr = asr or backend_factory(cfg.asr)
     aligner = aligner or aligner_factory(
         cfg.align, cfg.asr.model, cfg.asr.device, cfg.asr.compute_type
     )

@@ -39,8 +39,8 @@ from speechmill.transforms.asr import (
     AsrModelHandler,
     BackendFactory,
     Decode,
-    FasterWhisperFactory,
     ItemRef,
+    backend_factory,
     decoder_id,
 )
 from speechmill.transforms.common import REJECTS, reject
@@ -252,9 +252,7 @@ def run_round(
         )
     pool = pool_of(store, round_k, cfg.asr.language or "en")
     result.pool = len(pool)
-    factory = factory or FasterWhisperFactory(
-        teacher, cfg.asr.device, cfg.asr.compute_type, cfg.asr.cpu_threads
-    )
+    factory = factory or backend_factory(cfg.asr, model=teacher)
     options = DecodeOptions.from_config(
         cfg.asr, beam_size=cfg.relabel.teacher_beam_size, n_best=1, top_up=False
     )

@@ -34,7 +34,7 @@ from speechmill.transforms.asr import (
     AsrModelHandler,
     BackendFactory,
     Decode,
-    FasterWhisperFactory,
+    backend_factory,
     decoder_id,
 )
 from speechmill.transforms.common import REJECTS
@@ -265,7 +265,7 @@ def run_synth(
     texts = resolve_texts(syn.texts, base_dir)
     done = committed_pair_ids(store)
     result = SynthResult(already=len(done))
-    asr = asr or FasterWhisperFactory.from_config(cfg.asr)
+    asr = asr or backend_factory(cfg.asr)
     model_hash = asr.fingerprint()
     progress = show_progress(cfg, progress, beam_args)
     with store.run("synth", cfg) as run:
@@ -312,7 +312,7 @@ def roundtrip_wer(
         rows = picked.setdefault(voice_label(row["tts"]), [])
         if len(rows) < per_voice:
             rows.append(row)
-    backend = FasterWhisperFactory.from_config(cfg.asr)()
+    backend = backend_factory(cfg.asr)()
     norm = get_normalizer(cfg.asr.normalizer)
     options = DecodeOptions.from_config(
         cfg.asr, beam_size=5, n_best=1, top_up=False, min_context_s=cfg.synth.min_context_s

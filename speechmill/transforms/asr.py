@@ -60,12 +60,6 @@ class FasterWhisperFactory:
     compute_type: str = "int8"
     cpu_threads: int = 0
 
-    @staticmethod
-    def from_config(cfg: AsrConfig, model: str | None = None) -> FasterWhisperFactory:
-        return FasterWhisperFactory(
-            model or cfg.model, cfg.device, cfg.compute_type, cfg.cpu_threads
-        )
-
     def __call__(self) -> AsrBackend:
         from speechmill.backends.faster_whisper import FasterWhisperBackend
 
@@ -77,6 +71,34 @@ class FasterWhisperFactory:
         from speechmill.backends.faster_whisper import model_fingerprint, resolve_model
 
         return model_fingerprint(resolve_model(self.model_id))
+
+
+@dataclass(frozen=True)
+class OpenAIWhisperFactory:
+    """openai-whisper (PyTorch); `compute_type` does not apply (float16 on CUDA, else float32)."""
+
+    model_id: str = "bundled:tiny.en"
+    device: str = "cpu"
+    cpu_threads: int = 0
+
+    def __call__(self) -> AsrBackend:
+        from speechmill.backends.openai_whisper import OpenAIWhisperBackend
+
+        return OpenAIWhisperBackend.load(self.model_id, self.device, self.cpu_threads)
+
+    def fingerprint(self) -> str:
+        """sha256 of the checkpoint (a CTranslate2 model is converted here first)."""
+        from speechmill.backends.openai_whisper import resolve_checkpoint
+
+        return resolve_checkpoint(self.model_id)[1]
+
+
+def backend_factory(cfg: AsrConfig, model: str | None = None) -> BackendFactory:
+    """The factory `cfg.backend` names, for `model` (default: `cfg.model`)."""
+    name = model or cfg.model
+    if cfg.backend == "openai-whisper":
+        return OpenAIWhisperFactory(name, cfg.device, cfg.cpu_threads)
+    return FasterWhisperFactory(name, cfg.device, cfg.compute_type, cfg.cpu_threads)
 
 
 def decoder_id(model_hash: str, options: DecodeOptions, normalizer: str) -> str:

@@ -37,7 +37,9 @@ def clips() -> list[np.ndarray]:
 
 
 def test_lists_are_distinct_after_normalisation_and_topped_up(backend, clips):
-    opts = DecodeOptions(beam_size=2, n_best=5, temperatures=(1.0, 1.3), sample_budget=16)
+    opts = DecodeOptions(
+        beam_size=2, n_best=5, temperatures=(1.0, 1.3), sample_budget=16, alternatives=0
+    )
     items = [AsrItem(f"c{i}", a, "en") for i, a in enumerate(clips)]
     outs = decode_with_retry(backend, items, opts, NORM)
     for o in outs:
@@ -57,7 +59,7 @@ def test_lists_are_distinct_after_normalisation_and_topped_up(backend, clips):
 
 
 def test_sampled_top_ups_replay_identically_in_any_batch(backend, clips):
-    opts = DecodeOptions(beam_size=2, n_best=5, sample_budget=16)
+    opts = DecodeOptions(beam_size=2, n_best=5, sample_budget=16, alternatives=0)
     together = decode_with_retry(
         backend, [AsrItem(f"c{i}", a) for i, a in enumerate(clips)], opts, NORM
     )
@@ -79,6 +81,40 @@ def test_sampled_top_ups_replay_identically_in_any_batch(backend, clips):
     assert {s[1] for s in samples(alone)} <= {s[1] for s in samples(together[1])} or not samples(
         alone
     )
+
+
+def test_alternatives_fill_lists_with_single_edits_of_the_best(backend, clips):
+    """A beam of 2 gives at most 2 distinct; one forced decode of the 1-best fills the
+    lists with its cheapest one-token substitutions (or deletions), before any sample;
+    rescoring makes their estimated scores exact."""
+    opts = DecodeOptions(beam_size=2, n_best=5, top_up=False, alternatives=8)
+    items = [AsrItem(f"c{i}", a, "en") for i, a in enumerate(clips)]
+    outs = decode_with_retry(backend, items, opts, NORM)
+    scored = decode_with_retry(
+        backend, items, DecodeOptions(**{**opts.__dict__, "token_logprobs": True}), NORM
+    )
+    for o, r in zip(outs, scored, strict=True):
+        hyps = o.nbest.hyps
+        assert o.nbest.n_unique == 5 == len(set(o.nbest.norms))
+        methods = [h.method for h in hyps]
+        assert methods == sorted(methods, key=["beam", "alt"].index) and "alt" in methods
+        best = hyps[0].tokens
+        for h in hyps:
+            if h.method != "alt":
+                continue
+            t = h.tokens
+            edits = sum(a != b for a, b in zip(t, best, strict=False))
+            deleted = len(t) == len(best) - 1 and any(
+                t == best[:i] + best[i + 1 :] for i in range(len(best))
+            )
+            assert (len(t) == len(best) and edits == 1) or deleted
+            assert h.avg_logprob <= hyps[0].avg_logprob
+        # the same lists, every score now exact: alternatives' sums are their tokens'
+        assert [h.text for h in r.nbest.hyps] == [h.text for h in hyps]
+        for h in r.nbest.hyps:
+            assert h.token_logprobs is not None
+            if h.method == "alt":
+                assert h.sum_logprob == pytest.approx(sum(h.token_logprobs))
 
 
 def test_beam_and_sample_scores_are_comparable(backend, clips):
@@ -115,7 +151,7 @@ def test_a_rerun_gives_the_same_rows(tmp_path: Path, clips):
     src.mkdir()
     for i, a in enumerate(clips):
         write_wav(src / f"c{i}.wav", a, 16000)
-    extra = "asr:\n  beam_size: 2\n  n_best: 4\n  sample_budget: 16\n"
+    extra = "asr:\n  beam_size: 2\n  n_best: 4\n  sample_budget: 16\n  alternatives: 0\n"
     for name in ("a", "b"):
         run_corpus(make_config(src, extra), root=str(tmp_path / name), progress=False)
     q = (

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speechmill.core.asr.nbest import (
+    ALT,
     BEAM,
     SAMPLE,
     Budget,
@@ -16,8 +17,10 @@ from speechmill.core.asr.nbest import (
     assemble,
     derive_seed,
     draw,
+    local_alternatives,
     log_softmax,
     replay_sample,
+    rescored,
     select_unique,
     uniform,
 )
@@ -40,7 +43,7 @@ class ToyModel:
         z[EOT] += 1.5 * len(prefix)  # longer sequences end more often
         return z
 
-    def forced(self, prefixes):
+    def forced(self, prefixes, window=32):
         self.calls += 1
         out = []
         for p in prefixes:
@@ -199,3 +202,81 @@ def test_special_tokens_are_never_drawn_but_scores_use_the_full_distribution() -
     for i in range(300):
         tok, lp = draw(z, 1.3, 0, uniform(4, i), last=2)
         assert tok <= 2 and lp == pytest.approx(float(full[tok]))
+
+
+class TextModel(ToyModel):
+    """The toy chain with Whisper's layout: text tokens 0..4, end-of-text 5 (last)."""
+
+    EOT = 5
+
+    def logits(self, prefix: tuple[int, ...]) -> np.ndarray:
+        prev = prefix[-1] if prefix else 1
+        z = self.table[prev].copy()
+        z[self.EOT] += 0.8 * len(prefix)
+        return z
+
+
+def step_logprob(m: TextModel, prefix, tok) -> float:
+    return float(log_softmax(m.logits(tuple(prefix)))[tok])
+
+
+def test_local_alternatives_are_cheapest_single_edits_with_first_order_scores() -> None:
+    m = TextModel()
+    best_toks = (1, 3, 2, 4, 0, 3, 1)
+    best = Candidate(best_toks, "x", -7.5)
+    _, logits = m.forced([best_toks[:5]], window=1)[0]  # a window of the first 5 positions
+    got = local_alternatives(best, logits[:5], 6, eot=m.EOT)
+    assert 0 < len(got) <= 6
+    costs = []
+    for seq, est in got:
+        assert seq != best_toks and m.EOT not in seq
+        if len(seq) == len(best_toks):  # a substitution inside the window
+            (pos,) = [i for i in range(len(seq)) if seq[i] != best_toks[i]]
+            assert pos < 5
+            cost = step_logprob(m, best_toks[:pos], seq[pos]) - step_logprob(
+                m, best_toks[:pos], best_toks[pos]
+            )
+        else:  # a deletion: the model preferred the next token
+            pos = next(i for i in range(len(seq)) if seq[i] != best_toks[i])
+            assert seq == best_toks[:pos] + best_toks[pos + 1 :] and pos + 1 < 5
+            nxt = best_toks[pos + 1]
+            cost = (
+                step_logprob(m, best_toks[:pos], nxt)
+                - step_logprob(m, best_toks[:pos], best_toks[pos])
+                - step_logprob(m, best_toks[: pos + 1], nxt)
+            )
+            assert est == pytest.approx(-7.5 + cost)
+            continue
+        assert est == pytest.approx(-7.5 + cost)
+        costs.append(cost)
+    assert costs == sorted(costs, reverse=True)
+    # the filter keeps out what `differs` calls the same word
+    same = local_alternatives(best, logits, 6, eot=m.EOT, differs=lambda a, b: False)
+    assert same == []
+    assert local_alternatives(best, logits, 0, eot=m.EOT) == []
+
+
+def test_alternatives_fill_short_lists_after_the_beam_and_before_sampling() -> None:
+    beam = [c("a b", -1.0), c("A b.", -1.2)]
+    asked = []
+
+    def alternatives(k):
+        asked.append(k)
+        return [c("a b", -0.1, ALT), c("a x", -2.0, ALT), c("y b", -1.5, ALT)]
+
+    def sampler(k, r):
+        return [c("s t", -9.0, SAMPLE)]
+
+    nb = assemble(beam, norm, 4, sampler=sampler, alternatives=alternatives)
+    assert [h.text for h in nb.hyps] == ["a b", "y b", "a x", "s t"]
+    assert [h.method for h in nb.hyps] == [BEAM, ALT, ALT, SAMPLE]
+    full = assemble([c(f"w{i}", -i) for i in range(6)], norm, 5, alternatives=alternatives)
+    assert asked == [8] and full.n_unique == 5  # a full beam never asks
+
+
+def test_rescoring_makes_an_estimated_score_exact_and_leaves_beam_scores() -> None:
+    alt = c("a x", -2.0, ALT)
+    assert rescored(alt, (-1.0, -0.5, -0.25)).sum_logprob == -1.75
+    beam = c("a b", -1.0)
+    assert rescored(beam, (-1.0, -0.5)).sum_logprob == -1.0
+    assert rescored(beam, None).token_logprobs is None

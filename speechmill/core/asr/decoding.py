@@ -29,9 +29,11 @@ FeatureTransform = Callable[[npt.NDArray[np.float32], str], npt.NDArray[np.float
 class DecodeOptions:
     """Decode settings. The defaults are `AsrConfig`'s (a test holds them equal)."""
 
-    beam_size: int = 20
+    beam_size: int = 5
     n_best: int = 5
     top_up: bool = True
+    alternatives: int = 8  # one-token substitutions tried per list short of n (0: none)
+    alt_window: int = 32  # ... among the 1-best's first alt_window tokens
     temperatures: tuple[float, ...] = (1.0, 1.3)
     sample_budget: int = 8
     sample_max_tokens: int = 64
@@ -47,6 +49,8 @@ class DecodeOptions:
             beam_size=cfg.beam_size,
             n_best=cfg.n_best,
             top_up=cfg.top_up,
+            alternatives=cfg.alternatives,
+            alt_window=cfg.alt_window,
             temperatures=tuple(cfg.sample_temperatures),
             sample_budget=cfg.sample_budget,
             sample_max_tokens=cfg.sample_max_tokens,
@@ -60,6 +64,7 @@ class DecodeOptions:
         extra = ",token_lp" if self.token_logprobs else ""
         return (
             f"beam={self.beam_size},n={self.n_best},top_up={self.top_up},"
+            f"alt={self.alternatives}/{self.alt_window},"
             f"T={','.join(map(str, self.temperatures))},topk={self.topk},"
             f"budget={self.sample_budget},max_tokens_topup={self.sample_max_tokens},"
             f"max_tokens={self.max_new_tokens},ctx={self.min_context_s}{extra}"
@@ -78,11 +83,13 @@ def wants_top_up(beam: Sequence[Candidate], options: DecodeOptions) -> bool:
 
 @dataclass(frozen=True)
 class AsrItem:
-    """One piece of audio to decode: float32 mono at 16 kHz, with a language hint."""
+    """One piece of audio to decode: float32 mono at 16 kHz, with a language hint and,
+    optionally, the text said before it (decoded as Whisper's previous-text prompt)."""
 
     item_id: str
     audio: npt.NDArray[np.float32]
     language: str | None = None
+    prompt: str | None = None  # text said just before (e.g. the previous chunk's 1-best)
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,19 @@ and the log-probabilities at temperature 1 come from the same logits.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 BEAM = "beam"
 SAMPLE = "sample"
+ALT = "alt"
 
 # Logits at or below this are masked (suppressed tokens come back as -FLT_MAX).
 MASKED = -1e30
@@ -111,6 +113,14 @@ def log_softmax(
     return z - (m + math.log(float(np.exp(z - m).sum())))
 
 
+def log_softmax_rows(rows: Sequence[npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
+    """`log_softmax` of each row at T=1 (masked entries -inf), all rows at once."""
+    z = np.asarray(np.stack(rows), dtype=np.float64)
+    z = np.where(z > MASKED, z, -np.inf)
+    m = z.max(axis=1, keepdims=True)
+    return np.asarray(z - (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))))
+
+
 def draw(
     logits: npt.NDArray[Any], temperature: float, topk: int, u: float, last: int | None = None
 ) -> tuple[int, float]:
@@ -141,16 +151,18 @@ def token_logprobs(
     (logits[i] is the distribution at position i). None if the logits are too short."""
     if len(logits) < len(tokens) + 1:
         return None
-    out = [float(log_softmax(logits[i], 1.0)[t]) for i, t in enumerate(tokens)]
-    out.append(float(log_softmax(logits[len(tokens)], 1.0)[eot]))
-    return tuple(out)
+    lp = log_softmax_rows(logits[: len(tokens) + 1])
+    return tuple(float(x) for x in lp[np.arange(len(tokens) + 1), [*tokens, eot]])
 
 
-# A forced decode: for each prefix, the greedy continuation (prefix included)
-# and the logits at every position from 0 to the end-of-text step.
-ForcedDecode = Callable[
-    [Sequence[tuple[int, ...]]], list[tuple[Sequence[int], Sequence[npt.NDArray[Any]]]]
-]
+class ForcedDecode(Protocol):
+    """A teacher-forced decode: for each prefix, the greedy continuation (prefix included,
+    at most `window` tokens past the longest prefix) and the logits at every position
+    from 0 to the last step decoded (the end-of-text step when it ended)."""
+
+    def __call__(
+        self, prefixes: Sequence[tuple[int, ...]], window: int = ...
+    ) -> list[tuple[Sequence[int], Sequence[npt.NDArray[Any]]]]: ...
 
 
 @dataclass
@@ -251,6 +263,68 @@ def _advance(
         s.done = True
 
 
+def local_alternatives(
+    best: Candidate,
+    logits: Sequence[npt.NDArray[Any]],
+    k: int,
+    *,
+    eot: int,
+    differs: Callable[[int, int], bool] | None = None,
+) -> list[tuple[tuple[int, ...], float]]:
+    """Up to k one-token substitutions (or deletions) of `best`, cheapest first, each with
+    its estimated sum log-prob at T=1.
+
+    `logits[i]` is the model's distribution at position i of `best` (teacher-forced);
+    positions past the last one given are left alone (a decode grows with its length,
+    not its rows, so callers force only a window of a long hypothesis, all items of a
+    batch in one call). The k substitutions that cost the least (log-prob of the new
+    token minus the old one; never end-of-text, a special token, or a token
+    `differs(old, new)` calls the same word) are returned with `best`'s score less the
+    old token's log-prob plus the new one's: exact up to the substituted position, the
+    tokens after it scored in `best`'s context (a first-order estimate;
+    `asr.token_logprobs` rescoring makes it exact). A substitution by the token that
+    follows (the model skipping one) is returned as that token's deletion.
+    """
+    tokens = best.tokens[: len(logits)]
+    if k <= 0 or not tokens:
+        return []
+    lp = log_softmax_rows(logits[: len(tokens)])
+    picked = lp[np.arange(len(tokens)), np.asarray(tokens)]
+    text = lp[:, :eot]  # text tokens only
+    options: list[tuple[float, int, int]] = []
+    for pos, old in enumerate(tokens):
+        row = text[pos]
+        for tok in np.argpartition(row, -4)[-4:]:
+            new = int(tok)
+            if new == old or not np.isfinite(row[new]):
+                continue
+            if differs is not None and not differs(old, new):
+                continue
+            options.append((float(row[new] - picked[pos]), pos, new))
+    options.sort(key=lambda o: (-o[0], o[1], o[2]))
+    full = best.tokens
+    out: list[tuple[tuple[int, ...], float]] = []
+    for cost, pos, new in options:
+        if len(out) == k:
+            break
+        if pos + 1 < len(full) and new == full[pos + 1]:
+            # the model would skip the old token: the alternative is its deletion
+            if pos + 1 >= len(tokens):
+                continue
+            out.append((full[:pos] + full[pos + 1 :], best.sum_logprob + cost - picked[pos + 1]))
+        else:
+            out.append(((*full[:pos], new, *full[pos + 1 :]), best.sum_logprob + cost))
+    return [(seq, float(lp)) for seq, lp in out]
+
+
+def rescored(c: Candidate, lps: tuple[float, ...] | None) -> Candidate:
+    """`c` with its per-token log-probs; an estimated (`ALT`) score becomes their sum."""
+    if lps is None:
+        return dataclasses.replace(c, token_logprobs=None)
+    exact = float(sum(lps)) if c.method == ALT else c.sum_logprob
+    return dataclasses.replace(c, token_logprobs=lps, sum_logprob=exact)
+
+
 def assemble(
     beam: Sequence[Candidate],
     normalize: Callable[[str], str],
@@ -258,13 +332,20 @@ def assemble(
     *,
     sampler: Callable[[int, int], Sequence[Candidate]] | None = None,
     max_rounds: int = 3,
+    alternatives: Callable[[int], Sequence[Candidate]] | None = None,
 ) -> NBest:
-    """The recipe: distinct beam hypotheses, then sampled top-ups if fewer than n.
+    """The recipe: distinct beam hypotheses, then local alternatives and sampled top-ups
+    while fewer than n.
 
+    `alternatives(k)` returns up to k one-token substitutions of the 1-best;
     `sampler(k, round)` returns k sampled candidates (already seeded per item).
     """
     chosen = select_unique(beam, normalize, n)
     extra: list[tuple[Candidate, str]] = []
+    if alternatives is not None and chosen and len(chosen) < n:
+        need = n - len(chosen)
+        taken = [k for _, k in chosen]
+        extra.extend(select_unique(alternatives(2 * need + 2), normalize, need, taken))
     rounds = 0
     while sampler is not None and len(chosen) + len(extra) < n and rounds < max_rounds:
         need = n - len(chosen) - len(extra)
