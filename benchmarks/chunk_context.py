@@ -115,6 +115,7 @@ def main() -> None:
     n_chunks = sum(len(c) for c in chunks.values())
     seconds = sum(len(a) for c in chunks.values() for a in c) / SR
     print(f"{len(chunks)} recordings, {n_chunks} chunks, {seconds:.0f} s of chunk audio")
+    texts_by_mode: dict[str, list[str]] = {}
     for mode in ("none", "previous"):
         decoded: dict[str, list[str]] = {p: [] for p in chunks}
         for step in range(max(len(c) for c in chunks.values())):
@@ -145,6 +146,11 @@ def main() -> None:
             f"  {mode:9s} WER {100 * counts.rate:5.2f}%  ({counts.errors}/{counts.ref_len} words)"
             f"  max 3-gram repeats {worst}  chunks with odd word rates {odd}/{n_chunks}"
         )
+        texts_by_mode[mode] = [t for p in sorted(decoded) for t in decoded[p]]
+    changed = sum(
+        a != b for a, b in zip(texts_by_mode["none"], texts_by_mode["previous"], strict=True)
+    )
+    print(f"  chunks whose text the prompt changed: {changed}/{n_chunks}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ same voices (the bundled piper voice and espeak-ng en-us), the same planned
 voice and scale per sentence, and the same model (Whisper tiny.en, int8, CPU):
 
   (a) script    for each sentence: synthesise -> write a WAV -> transcribe it with
-                faster-whisper's `WhisperModel.transcribe` (beam search, beam 20,
+                faster-whisper's `WhisperModel.transcribe` (beam search, beam 5,
                 1-best) -> next. Models are loaded once, before the clock starts.
   (b) pipeline  `speechmill synth` on the DirectRunner: batched TTS and ASR through
                 RunInference, one encoder pass per utterance shared by beam search
@@ -40,7 +40,7 @@ from speechmill.transforms.synth import load_tts, voice_params
 
 CONFIG = """
 store: {{root: {root}}}
-asr: {{model: bundled:tiny.en, beam_size: 20, n_best: 5, batch_size: 8}}
+asr: {{model: bundled:tiny.en, beam_size: 5, n_best: 5, batch_size: 8}}
 synth:
   texts: [{{kind: text, path: {texts}, max_texts: {n}}}]
   variants_per_text: 1

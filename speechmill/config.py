@@ -185,9 +185,10 @@ class VadConfig(_Model):
     split_search_s: float = Field(
         8.0,
         ge=0,
-        description="A speech region longer than max_chunk_s is cut at its quietest 10 ms "
-        "(100 ms smoothed) within this many seconds of an even split's cut, so cuts fall in "
-        "pauses, not words; 0: even split.",
+        description="A speech region longer than max_chunk_s is cut in its longest pauses "
+        "(runs of quiet 10 ms frames, relative to the region's own level), each cut within "
+        "this many seconds of an even split's cut, so cuts fall in pauses, not words; "
+        "0: even split.",
     )
 
 

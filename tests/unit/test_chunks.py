@@ -9,10 +9,12 @@ from hypothesis import strategies as st
 from speechmill.core.audio.chunks import (
     FRAME,
     Span,
+    _best_cuts,
     frame_energy,
     local_media_id,
     normalize_regions,
     plan_chunks,
+    quiet_cost,
     segment_id,
     split_long,
     split_quiet,
@@ -95,9 +97,17 @@ def test_split_quiet_is_exact_balanced_and_bounded(start, length, max_len, searc
     assert parts[0].start == start and parts[-1].end == span.end
     assert all(0 < p.length <= max_len for p in parts)
     assert all(a.end == b.start for a, b in itertools.pairwise(parts))
-    assert len(parts) == len(split_long(span, max_len))  # as many parts as an even split
+    even = split_long(span, max_len)
+    # as many parts as an even split, or one more (to take a cut out of a word)
+    assert len(even) <= len(parts) <= len(even) + 1
     if len(parts) > 1:
-        assert min(p.length for p in parts) >= max_len // 4  # no slivers
+        assert min(p.length for p in parts) >= max_len // 2  # no slivers
+        # each cut within `search` of where the even split into as many parts cuts
+        n = len(parts)
+        for k, p in enumerate(parts[1:], start=1):
+            assert abs(p.start - (start + length * k // n)) <= search
+    if search == 0:
+        assert parts == even
 
 
 def words_and_pauses(seconds: float, seed: int = 0) -> tuple[np.ndarray, list[Span]]:
@@ -142,3 +152,120 @@ def test_long_regions_are_cut_in_pauses_not_inside_words():
     assert all(c.length <= max_len for c in kept)
     even = [p.start for p in split_long(region, max_len)[1:]]
     assert not all(in_pause(c) for c in even)  # what the even split did
+
+
+def words_only(seconds: float, pauses: dict[float, tuple[float, float]], seed: int = 0):
+    """Continuous 'speech' with no pause at all: words of 150-400 ms and 40 ms stop closures
+    (0.002 rms) between them; plus, at each `pauses` time t (s), a silence of
+    (length s, rms). The audio and the pauses as Spans."""
+    rng = np.random.default_rng(seed)
+    parts, n = [], 0
+    while n < seconds * SR:
+        parts.append(rng.normal(0, 0.2, int(rng.uniform(0.15, 0.4) * SR)))  # a word
+        parts.append(rng.normal(0, 0.002, int(0.04 * SR)))  # a closure
+        n += parts[-2].size + parts[-1].size
+    x = np.concatenate(parts).astype(np.float32)[: int(seconds * SR)]
+    spans = []
+    for t, (length, rms) in pauses.items():
+        a, b = int(t * SR), int((t + length) * SR)
+        x[a:b] = rng.normal(0, rms, b - a) if rms else 0.0
+        spans.append(Span(a, b))
+    return x, spans
+
+
+def quiet_split(x: np.ndarray, max_len: int = 30 * SR, search: int = 8 * SR) -> list[int]:
+    return [p.start for p in split_quiet(Span(0, len(x)), max_len, frame_energy(x), search)[1:]]
+
+
+def test_a_long_pause_wins_over_a_deeper_short_closure():
+    # at the even split's cut (22.5 s) a 100 ms closure of digital silence, the quietest
+    # point there is; 3 s later a 200 ms pause, only as quiet as the closures
+    x, (closure, pause) = words_only(45.0, {22.45: (0.1, 0.0), 25.5: (0.2, 0.002)})
+    (cut,) = quiet_split(x)
+    assert pause.start <= cut < pause.end and not closure.start <= cut < closure.end, cut / SR
+
+
+def test_cuts_are_chosen_together_so_none_is_forced_into_a_word():
+    # 80 s in 3 parts of <= 30 s. Taking the deepest pause first (20.05 s, digital
+    # silence) would leave 59.75 s for two parts: a second cut forced to 50.0-50.25 s,
+    # inside words. Together: 24 s and 52 s, both in pauses.
+    x, pauses = words_only(
+        80.0, {20.05: (0.4, 0.0), 24.0: (0.2, 0.002), 52.0: (0.2, 0.002)}, seed=1
+    )
+    cuts = quiet_split(x)
+    assert len(cuts) == 2
+    assert all(any(p.start <= c < p.end for p in pauses[1:]) for c in cuts), [c / SR for c in cuts]
+
+
+def test_one_more_part_when_the_even_number_forces_a_cut_into_a_word():
+    # 59.9 s in 2 parts of <= 30 s leaves the cut 29.9-30.0 s, inside words; 3 parts
+    # can cut in the pauses at 19.5 and 39.5 s
+    x, pauses = words_only(59.9, {19.5: (0.2, 0.002), 39.5: (0.2, 0.002)}, seed=2)
+    x[int(29.8 * SR) : int(30.1 * SR)] = 0.2  # a word (loud) where the 2-part cut must be
+    cuts = quiet_split(x)
+    assert len(cuts) == 2 and all(
+        p.start <= c < p.end for c, p in zip(cuts, pauses, strict=True)
+    ), [c / SR for c in cuts]
+    # with a pause where the 2-part cut has to fall, 2 parts stay
+    x, (pause,) = words_only(59.9, {29.9: (0.2, 0.002)}, seed=2)
+    (cut,) = quiet_split(x)
+    assert pause.start <= cut < pause.end
+
+
+def test_quiet_cost_is_relative_to_the_regions_own_level():
+    x, (pause,) = words_only(45.0, {25.5: (0.2, 0.002)}, seed=3)
+    cost = quiet_cost(frame_energy(x))
+    assert pause.start // FRAME <= int(np.argmin(cost)) < pause.end // FRAME
+    assert cost.max() <= 1.0 + 1e-4 and cost.min() > 0
+    # the same audio 40 dB quieter, or under noise 25 dB below the words: the same cut
+    noisy = x + np.random.default_rng(0).normal(0, 0.2 / 18, x.size).astype(np.float32)
+    assert quiet_split(x) == quiet_split(x * 0.01) == quiet_split(noisy)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(2, 5),
+    st.integers(10, 30),
+    st.integers(0, 99),
+    st.integers(0, 12),
+    st.integers(0, 2**32 - 1),
+)
+def test_cuts_chosen_together_are_the_cheapest(frame, max_len, extra, search, seed):
+    # brute force over every frame centre for spans of up to 4 parts
+    length = max_len + 1 + extra * max_len // 33
+    span = Span(7, 7 + length)
+    cost = quiet_cost(np.random.default_rng(seed).random(length // frame))
+    parts = -(-length // max_len)
+    for n in (parts, parts + 1):
+        wins = [
+            [
+                p
+                for p in range(span.start + frame // 2, span.end, frame)
+                if abs(p - (span.start + length * k // n)) <= search and span.start < p
+            ]
+            for k in range(1, n)
+        ]
+
+        def total(cuts):
+            return sum(
+                cost[(c - span.start) // frame]
+                if (c - span.start) // frame < cost.size
+                else 1 + 1e-4
+                for c in cuts
+            )
+
+        valid = [
+            c
+            for c in itertools.product(*wins)
+            if all(
+                max_len // 2 <= b - a <= max_len
+                for a, b in itertools.pairwise([span.start, *c, span.end])
+            )
+        ]
+        got = _best_cuts(span, n, max_len, cost, search, frame)
+        if not valid:
+            assert got is None
+            continue
+        assert got is not None
+        assert abs(got[0] - min(total(c) for c in valid)) < 1e-9
+        assert abs(total(got[1]) - got[0]) < 1e-9 and tuple(got[1]) in valid

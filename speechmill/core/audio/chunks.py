@@ -54,49 +54,158 @@ def split_long(span: Span, max_len: int) -> list[Span]:
 FRAME = SAMPLE_RATE // 100  # 10 ms
 """The resolution of quiet-point splitting."""
 
+QUIET_PERCENTILE = 5.0
+"""A region's own floor: this percentile of its frame energies (dB), so the levels below
+are relative and a quiet 8 kHz phone call is scored like a loud 48 kHz studio copy."""
+QUIET_LEVELS_DB = (3.0, 6.0, 10.0, 15.0)
+"""A frame is quiet at level t when its energy is under the floor + t dB."""
+EXTRA_PART_GAIN = 0.15
+"""One more part than an even split makes is taken only when it lowers the total cost by
+this much: when it moves a cut from a word or a closure (a quiet run under ~60 ms, cost
+0.25 and more) into a pause (about 0.1)."""
+
 
 def frame_energy(audio: npt.NDArray[np.float32], frame: int = FRAME) -> npt.NDArray[np.float64]:
-    """Mean square per frame, smoothed over 100 ms so a stop closure inside a word (30-80 ms
-    of near-silence) scores above a pause between words."""
+    """Mean square per 10 ms frame, unsmoothed: `split_quiet` looks for runs of quiet
+    frames, which smoothing would blur into the loud frames around them."""
     n = len(audio) // frame
     if n == 0:
         return np.zeros(0)
-    e = np.square(audio[: n * frame].astype(np.float64)).reshape(n, frame).mean(axis=1)
-    k = min(10, n)
-    return np.convolve(e, np.ones(k) / k, mode="same")
+    energy: npt.NDArray[np.float64] = (
+        np.square(audio[: n * frame].astype(np.float64)).reshape(n, frame).mean(axis=1)
+    )
+    return energy
+
+
+def quiet_cost(energy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Per frame, the cost of cutting there, in (0, 1]: lowest in the middle of the longest
+    run of quiet frames, 1 (plus a tie-break of 1e-4 by energy) on a loud frame.
+
+    For each level t of QUIET_LEVELS_DB, a frame scores 1 / (1 + its distance in frames to
+    the nearest frame that is not quiet at t); the cost is the mean over the levels. A
+    pause between sentences or at a comma (mostly 150 ms and more) is a long run and
+    scores low; a stop closure inside a word (20-130 ms) scores higher however quiet it
+    is. The levels are relative to the region's floor (QUIET_PERCENTILE): no absolute
+    threshold, so the level and the band (8 kHz or 48 kHz) of a copy hardly matter.
+    """
+    n = energy.size
+    if n == 0:
+        return np.zeros(0)
+    db = 10 * np.log10(np.maximum(energy, 1e-10))
+    floor = float(np.percentile(db, QUIET_PERCENTILE))
+    idx = np.arange(n)
+    cost = np.zeros(n)
+    for level in QUIET_LEVELS_DB:
+        loud = db >= floor + level  # frames -1 and n count as loud
+        left = np.maximum.accumulate(np.where(loud, idx, -1))
+        right = np.minimum.accumulate(np.where(loud, idx, n)[::-1])[::-1]
+        cost += 1.0 / (1 + np.minimum(idx - left, right - idx))
+    spread = max(float(db.max()) - float(db.min()), 1e-9)
+    return cost / len(QUIET_LEVELS_DB) + 1e-4 * (db - float(db.min())) / spread
+
+
+def _sliding_min(x: npt.NDArray[np.float64], w: int) -> npt.NDArray[np.float64]:
+    """out[i] = min(x[i : i + w]) for i in range(len(x) - w + 1), in O(len(x))."""
+    n = x.size
+    blocks = -(-n // w)
+    xp = np.concatenate([x, np.full(blocks * w - n, np.inf)]).reshape(blocks, w)
+    prefix = np.minimum.accumulate(xp, axis=1).ravel()
+    suffix = np.minimum.accumulate(xp[:, ::-1], axis=1)[:, ::-1].ravel()
+    i = np.arange(n - w + 1)
+    return np.minimum(suffix[i], prefix[i + w - 1])
+
+
+def _best_cuts(
+    span: Span,
+    parts: int,
+    max_len: int,
+    cost: npt.NDArray[np.float64],
+    search: int,
+    frame: int,
+) -> tuple[float, list[int]] | None:
+    """The cuts into `parts` parts, each at most `max_len` and at least `max_len // 2`,
+    cut k within `search` of the even split's cut k, with the lowest total cost: dynamic
+    programming over the frame centres. None if no such cuts lie on frame centres."""
+    if parts < 2:
+        return (0.0, []) if span.length <= max_len else None
+    min_part, half = max_len // 2, frame // 2
+    last_j = (span.length - half - 1) // frame  # the last frame centre inside the span
+
+    def centre(j: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return span.start + j * frame + half
+
+    # between consecutive cuts (both frame centres) lie (j - j') frames
+    a, b = -(-min_part // frame), max_len // frame
+    if a > b:
+        return None
+    layers: list[tuple[int, npt.NDArray[np.float64]]] = []  # (first j, best total per j)
+    for k in range(1, parts):
+        even = span.start + (span.length * k) // parts
+        lo = max(span.start + 1, even - search)
+        hi = min(span.end - 1, even + search)
+        j0 = max(0, -(-(lo - span.start - half) // frame))
+        j1 = min(last_j, (hi - span.start - half) // frame)
+        if j1 < j0:
+            return None
+        j = np.arange(j0, j1 + 1, dtype=np.int64)
+        here = np.full(j.size, 1.0 + 1e-4)  # frames past `energy` count as loud
+        here[j < cost.size] = cost[j[j < cost.size]]
+        if not layers:
+            first = centre(j) - span.start
+            prev = np.where((first >= min_part) & (first <= max_len), 0.0, np.inf)
+        else:
+            p0, pbest = layers[-1]
+            # min of pbest over j' in [j - b, j - a], with inf outside the previous window
+            w = b - a + 1
+            ext = np.concatenate([np.full(w, np.inf), pbest, np.full(w, np.inf)])
+            mins = _sliding_min(ext, w)
+            # ext index of j' is j' - p0 + w; the window [j - b, j - a] starts at j - b
+            at = j - b - p0 + w
+            ok = (at >= 0) & (at < mins.size)
+            prev = np.where(ok, np.take(mins, at, mode="clip"), np.inf)
+        layers.append((j0, prev + here))
+    j0, best = layers[-1]
+    tail = span.end - centre(np.arange(j0, j0 + best.size, dtype=np.int64))
+    best = np.where((tail >= min_part) & (tail <= max_len), best, np.inf)
+    if not np.isfinite(best).any():
+        return None
+    i = int(np.argmin(best))
+    total = float(best[i])
+    cuts = [j0 + i]
+    for p0, pbest in reversed(layers[:-1]):
+        jj = cuts[-1]
+        r0, r1 = max(p0, jj - b), min(p0 + pbest.size - 1, jj - a)
+        cuts.append(r0 + int(np.argmin(pbest[r0 - p0 : r1 + 1 - p0])))
+    return total, [int(c) for c in centre(np.array(cuts[::-1], dtype=np.int64))]
 
 
 def split_quiet(
     span: Span, max_len: int, energy: npt.NDArray[np.float64], search: int, frame: int = FRAME
 ) -> list[Span]:
-    """Split a span longer than max_len at its quietest points, never evenly.
+    """Split a span longer than max_len in its longest pauses.
 
-    `energy[i]` is frame i's energy from `span.start`. There are as many parts as an even
-    split would make; each cut is the quietest frame within `search` samples of where the
-    even split would put it, never past `max_len` from the previous cut, at least
-    `max_len // 2` after it and `max_len // 4` before the end, so no part is a sliver and
-    cuts fall in pauses where there are any.
+    `energy[i]` is frame i's energy from `span.start` (`frame_energy`). The span is cut into
+    as many parts as an even split makes, or one more where that takes a cut out of a word
+    (EXTRA_PART_GAIN); every part is at most `max_len` and at least `max_len // 2`, and cut
+    k lies within `search` samples of the even split's cut k. Within those bounds the cuts
+    are chosen together, the lowest total `quiet_cost` (so an early cut never forces a
+    later one into a word): each in the middle of the longest run of quiet frames near it.
+    `search` 0 gives the even split, and so does a span with no room to choose.
     """
-    if span.length <= max_len:
-        return [span]
-    out: list[Span] = []
-    start = span.start
-    while span.end - start > max_len:
-        parts = -(-(span.end - start) // max_len)
-        target = start + (span.end - start) // parts
-        lo = max(start + max_len // 2, target - search, span.end - (parts - 1) * max_len)
-        hi = min(start + max_len, target + search, span.end - max_len // 4)
-        a, b = (lo - span.start) // frame, (hi - span.start) // frame
-        window = energy[a:b]
-        if window.size == 0:  # no room to choose
-            cut = min(start + max_len, max(lo, target))
-        else:
-            cut = span.start + (a + int(np.argmin(window))) * frame + frame // 2
-            cut = min(max(cut, lo), hi)
-        out.append(Span(start, cut))
-        start = cut
-    out.append(Span(start, span.end))
-    return out
+    if span.length <= max_len or search <= 0:
+        return split_long(span, max_len)
+    parts = -(-span.length // max_len)
+    cost = quiet_cost(energy)
+    best = _best_cuts(span, parts, max_len, cost, search, frame)
+    # one more part costs at least `parts` times the cheapest frame: try it only if it can win
+    if best is None or parts * float(cost.min(initial=1.0)) + EXTRA_PART_GAIN < best[0]:
+        more = _best_cuts(span, parts + 1, max_len, cost, search, frame)
+        if more is not None and (best is None or more[0] + EXTRA_PART_GAIN < best[0]):
+            best = more
+    if best is None:  # no room to choose (a span a hair under parts * max_len)
+        return split_long(span, max_len)
+    bounds = [span.start, *best[1], span.end]
+    return [Span(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 def plan_chunks(
@@ -112,7 +221,7 @@ def plan_chunks(
     """Greedily merge speech regions into chunks (kept, too_short).
 
     Regions closer than `merge_gap` are merged while the chunk stays within
-    `max_len`; longer regions are split at their quietest points (`split_quiet`, with
+    `max_len`; longer regions are split in their longest pauses (`split_quiet`, with
     `energy(region)` the region's frame energies), or evenly without `energy`. Chunks
     shorter than `min_len` are returned separately so they can be rejected, not dropped.
     """
