@@ -28,7 +28,7 @@ from speechmill.transforms.asr import (
 )
 from speechmill.transforms.common import HYPOTHESES, REJECTS, SOURCES
 from speechmill.transforms.fetch import AcquireDoFn, DedupeRecordings
-from speechmill.transforms.read import ReadColumnDoFn, ReadRowsDoFn, committed_files
+from speechmill.transforms.read import ReadColumnDoFn, ReadRowsDoFn, committed_files, has_rows
 from speechmill.transforms.transcribe import Transcribe
 from speechmill.transforms.vad import DetectSpeechDoFn
 from speechmill.transforms.write import WriteTables
@@ -103,11 +103,16 @@ def build_corpus(
             host_delays=host_delays,
         )
     ).with_outputs(SOURCES, REJECTS, main="recordings")
-    committed = (
-        p
-        | "CommittedFiles" >> beam.Create(committed_files(store, "recordings"))
-        | "CommittedIds" >> beam.ParDo(ReadColumnDoFn(store, "recording_id"))
-    )
+    # steps with nothing to read are left out of the graph: each costs Beam a stage or
+    # more on every run, which is most of a short run's overhead
+    committed = None
+    known = committed_files(store, "recordings")
+    if known:
+        committed = (
+            p
+            | "CommittedFiles" >> beam.Create(known)
+            | "CommittedIds" >> beam.ParDo(ReadColumnDoFn(store, "recording_id"))
+        )
     recordings = decoded.recordings | "Dedupe" >> DedupeRecordings(committed)
     vad = recordings | "VAD" >> beam.ParDo(
         DetectSpeechDoFn(store, cfg.vad, cfg.audio, run_id)
@@ -122,26 +127,28 @@ def build_corpus(
         store=store,
         progress=progress,
     )
-    rejects = (
-        p
-        | "DiscoverRejects" >> beam.Create([pre_rejects] if pre_rejects else [])
-        | "ReadRejects" >> beam.ParDo(ReadRowsDoFn(store, "rejects")),
-        decoded[REJECTS],
-        vad[REJECTS],
-        asr["rejects"],
-    ) | "AllRejects" >> beam.Flatten()
-    all_sources = (
-        p
-        | "SkippedSources" >> beam.Create([pre_sources] if pre_sources else [])
-        | "ReadSkipped" >> beam.ParDo(ReadRowsDoFn(store, "sources")),
-        decoded[SOURCES],
-    ) | "AllSources" >> beam.Flatten()
+    rejects = [decoded[REJECTS], vad[REJECTS], asr["rejects"]]
+    if has_rows(store, pre_rejects):
+        rejects.insert(
+            0,
+            p
+            | "DiscoverRejects" >> beam.Create([pre_rejects])
+            | "ReadRejects" >> beam.ParDo(ReadRowsDoFn(store, "rejects")),
+        )
+    all_sources = [decoded[SOURCES]]
+    if has_rows(store, pre_sources):
+        all_sources.insert(
+            0,
+            p
+            | "SkippedSources" >> beam.Create([pre_sources])
+            | "ReadSkipped" >> beam.ParDo(ReadRowsDoFn(store, "sources")),
+        )
     outputs = {
-        "sources": all_sources,
+        "sources": tuple(all_sources) | "AllSources" >> beam.Flatten(),
         "recordings": recordings,
         "segments": asr["segments"],
         HYPOTHESES: asr[HYPOTHESES],
-        "rejects": rejects,
+        "rejects": tuple(rejects) | "AllRejects" >> beam.Flatten(),
     }
     _ = outputs | "WriteTables" >> WriteTables(store, run_id)
 

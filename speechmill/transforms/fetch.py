@@ -336,8 +336,8 @@ class DedupeRecordings(beam.PTransform):
         if self._committed is None:
             return (
                 keyed
-                | "OnePerRecording" >> beam.CombinePerKey(first_by_media)
-                | "DropKey" >> beam.Values()
+                | "GroupByRecording" >> beam.GroupByKey()
+                | "OnePerRecording" >> beam.MapTuple(lambda _, group: first_by_media(group))
             )
         return (
             {"new": keyed, "old": self._committed}

@@ -55,3 +55,11 @@ class ReadColumnDoFn(beam.DoFn):
 def committed_files(store: Store, table: str) -> list[str]:
     """Paths of every committed data file of `table` (one per part and bundle, not per row)."""
     return [store.path(f.path) for m in store.markers() for f in m.files if f.table == table]
+
+
+def has_rows(store: Store, path: str | None) -> bool:
+    """Whether a plan file holds a row (read from its footer, on the driver)."""
+    if not path:
+        return False
+    with store.open(path) as f:
+        return bool(pq.ParquetFile(f).metadata.num_rows)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -115,18 +115,29 @@ def write_parts(store: Store, run_id: str, buffers: dict[str, list[Any]]) -> lis
 
 
 class _WriteParts(beam.DoFn):
-    """(table, record) -> part files per bundle; outputs one manifest entry per file."""
+    """Records -> part files per bundle; outputs (None, manifest entry) per file.
 
-    def __init__(self, store: Store | str, run_id: str, max_rows: int) -> None:
+    A record's table is the one declared for its type (each table has its own record
+    type), so the inputs need no tagging step; `tables` are the names the writer was
+    given, and a record of any other table is an error in the pipeline's wiring.
+    """
+
+    def __init__(self, store: Store | str, run_id: str, max_rows: int, tables: Sequence[str]):
         self._store = as_store(store)
         self._run_id = run_id
         self._max_rows = max_rows
+        self._tables = {TABLES[name].record: name for name in tables}
 
     def start_bundle(self) -> None:
         self._buffers: dict[str, list[Any]] = {}
 
-    def process(self, element: tuple[str, Any]) -> Iterator[DataFile]:
-        table, record = element
+    def process(self, record: Any) -> Iterator[tuple[None, DataFile]]:
+        table = self._tables.get(type(record))
+        if table is None:
+            raise TypeError(
+                f"WriteTables got a {type(record).__name__} record; it writes "
+                + ", ".join(f"{n} ({t.__name__})" for t, n in self._tables.items())
+            )
         buf = self._buffers.setdefault(table, [])
         buf.append(record)
         if len(buf) >= self._max_rows and table != REJECTS:
@@ -134,11 +145,11 @@ class _WriteParts(beam.DoFn):
             entry, rejects = write_part(self._store, table, self._run_id, buf)
             self._buffers.setdefault(REJECTS, []).extend(rejects)
             if entry is not None:
-                yield entry
+                yield None, entry
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         for entry in write_parts(self._store, self._run_id, self._buffers):
-            yield WindowedValue(entry, GlobalWindow().max_timestamp(), (GlobalWindow(),))
+            yield WindowedValue((None, entry), GlobalWindow().max_timestamp(), (GlobalWindow(),))
         self._buffers = {}
 
 
@@ -147,12 +158,16 @@ class _WriteManifest(beam.DoFn):
         self._store = as_store(store)
         self._run_id = run_id
 
-    def process(self, files: list[DataFile]) -> Iterator[str]:
-        yield self._store.write_manifest(self._run_id, files)
+    def process(self, keyed: tuple[None, Iterable[DataFile]]) -> Iterator[str]:
+        yield self._store.write_manifest(self._run_id, list(keyed[1]))
 
 
 class WriteTables(beam.PTransform):
-    """{table name: PCollection of its records} -> files of this run + a manifest."""
+    """{table name: PCollection of its records} -> files of this run + a manifest.
+
+    Few steps on purpose: every Beam step costs each run start-up time, which is most
+    of a short run's overhead (docs/performance.md).
+    """
 
     def __init__(self, store: Store | str, run_id: str, max_rows: int = MAX_ROWS_PER_FILE) -> None:
         super().__init__()
@@ -164,14 +179,14 @@ class WriteTables(beam.PTransform):
         for name in tables:
             if name not in TABLES:
                 raise ValueError(f"unknown table {name!r}")
-        tagged = [
-            pcoll | f"Tag:{name}" >> beam.Map(lambda r, n=name: (n, r))
-            for name, pcoll in tables.items()
-        ]
+        names = [*tables, *([] if REJECTS in tables else [REJECTS])]  # unwritable rows
         return (
-            tagged
+            tuple(tables.values())
             | "AllRows" >> beam.Flatten()
-            | "WriteParts" >> beam.ParDo(_WriteParts(self._store, self._run_id, self._max_rows))
-            | "CollectParts" >> beam.combiners.ToList()
+            | "WriteParts"
+            >> beam.ParDo(_WriteParts(self._store, self._run_id, self._max_rows, names))
+            # one group, so one manifest (none when nothing was written: the run then
+            # commits no files, as an empty manifest would say)
+            | "CollectParts" >> beam.GroupByKey()
             | "WriteManifest" >> beam.ParDo(_WriteManifest(self._store, self._run_id))
         )

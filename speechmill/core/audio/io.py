@@ -24,6 +24,10 @@ from speechmill.schemas import Category, Dropped
 _BLOCK = 1 << 20
 CANCEL_DB = 20.0
 """A down-mix this many dB quieter than its loudest channel has cancelled (e.g. R = -L)."""
+FLAC_WRITE_SAMPLES = 1 << 16
+"""Samples gathered before one FLAC write (~4 s): one encoder call per block, not per frame."""
+_WAVE_PCM = 1
+_WAVE_EXTENSIBLE = 0xFFFE
 
 
 class AudioRejected(Dropped):
@@ -111,6 +115,46 @@ class ChannelEnergy:
         return None
 
 
+def _riff_fmt(head: bytes) -> tuple[int, int, int] | None:
+    """(format tag, channels, bits per sample) of a RIFF/WAVE header, or None."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(head):
+        size = int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if head[pos : pos + 4] == b"fmt ":
+            body = head[pos + 8 : pos + 8 + size]
+            if len(body) < 16:
+                return None
+            tag = int.from_bytes(body[0:2], "little")
+            if tag == _WAVE_EXTENSIBLE and len(body) >= 26:
+                tag = int.from_bytes(body[24:26], "little")  # the sub-format GUID's tag
+            return tag, int.from_bytes(body[2:4], "little"), int.from_bytes(body[14:16], "little")
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def demux_options(src: str) -> dict[str, str]:
+    """FFmpeg demuxer options for opening `src` (empty: FFmpeg's defaults).
+
+    FFmpeg opens a 16-bit PCM WAV by running every format prober over its first 32
+    packets, looking for a DTS or AC-3 bitstream carried as PCM (S/PDIF in WAV), and
+    that costs more than decoding a clip of a few seconds. Such a bitstream needs two
+    channels, so for a mono 16-bit PCM WAV the probe stops after the first packet
+    (`max_probe_packets=0`: FFmpeg still probes that one); the file decodes to the same
+    samples. Every other file is opened with the defaults.
+    """
+    try:
+        with open(src, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return {}
+    fmt = _riff_fmt(head)
+    if fmt == (_WAVE_PCM, 1, 16):
+        return {"max_probe_packets": "0"}
+    return {}
+
+
 def transcode_to_flac(
     src: str,
     dst: str,
@@ -130,7 +174,7 @@ def transcode_to_flac(
     import soundfile as sf
 
     try:
-        container = av.open(src, metadata_errors="ignore")
+        container = av.open(src, metadata_errors="ignore", options=demux_options(src))
     except Exception as e:  # PyAV raises many FFmpeg error types
         raise AudioRejected(
             Category.UNDECODABLE, "not a media file PyAV can open", f"{type(e).__name__}: {e}"
@@ -162,12 +206,22 @@ def transcode_to_flac(
         with sf.SoundFile(
             tmp_path, "w", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16", format="FLAC"
         ) as out:
+            pending: list[npt.NDArray[np.int16]] = []
+            held = 0
+
+            def flush() -> None:
+                nonlocal held
+                if pending:
+                    out.write(pending[0] if len(pending) == 1 else np.concatenate(pending))
+                    pending.clear()
+                    held = 0
 
             def write(frames: list[Any]) -> None:
-                nonlocal n, sq
+                nonlocal n, sq, held
                 for rf in frames:
                     pcm = rf.to_ndarray().reshape(-1).astype(np.int16, copy=False)
-                    out.write(pcm)
+                    pending.append(pcm)
+                    held += pcm.size
                     n += pcm.size
                     f = pcm.astype(np.float64) / 32768.0
                     sq += float(np.dot(f, f))
@@ -176,6 +230,8 @@ def transcode_to_flac(
                         Category.TOO_LONG,
                         f"longer than the {max_duration_s:.0f} s limit (audio.max_duration_s)",
                     )
+                if held >= FLAC_WRITE_SAMPLES:
+                    flush()
 
             energy = ChannelEnergy()
             try:
@@ -185,6 +241,7 @@ def transcode_to_flac(
                         energy.add(channel_planes(frame))
                     write(resampler.resample(frame))
                 write(resampler.resample(None))
+                flush()
             except AudioRejected:
                 raise
             except Exception as e:
@@ -304,7 +361,7 @@ def load_audio(path: str, max_duration_s: float = 600.0) -> npt.NDArray[np.float
     import av
 
     try:
-        container = av.open(path, metadata_errors="ignore")
+        container = av.open(path, metadata_errors="ignore", options=demux_options(path))
     except Exception as e:
         raise AudioRejected(
             Category.UNDECODABLE, "not a media file PyAV can open", f"{type(e).__name__}: {e}"
