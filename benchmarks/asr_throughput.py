@@ -242,7 +242,9 @@ def regime(
     line("1-best, beam 5", outs["one"], one_s)
     line("(a') bare loop, no sampled top-ups", outs["a'"], beam_s)
     line("(b') pipeline, no sampled top-ups", None, plain_pipe_s, *plain_quality)
-    print(f"  b'/a' (no sampled top-ups on either side) = {beam_s / plain_pipe_s:.3f}  (target >= 0.95)")
+    print(
+        f"  b'/a' (no sampled top-ups on either side) = {beam_s / plain_pipe_s:.3f}  (target >= 0.95)"
+    )
     print(
         f"  N-best recipe / 1-best = {bare_s / one_s:.3f}  (target <= 1.3);"
         f"  without sampled top-ups / 1-best = {beam_s / one_s:.3f}"
