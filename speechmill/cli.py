@@ -18,6 +18,7 @@ import inspect
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, NoReturn
 
@@ -80,8 +81,13 @@ def _store(args: argparse.Namespace) -> Any:
 
 
 def _progress(args: argparse.Namespace) -> bool | None:
-    """--no-progress: off; else None: on under DirectRunner only (`run`, `refresh` pass True)."""
-    return False if args.no_progress else None
+    """--no-progress or -q: off; else None: on where the driver sees the work (the
+    DirectRunner) and stderr is a terminal (speechmill.progress)."""
+    return False if _no_progress(args) else None
+
+
+def _no_progress(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "no_progress", False) or getattr(args, "quiet", False))
 
 
 def safe_text(value: object, limit: int = 60) -> str:
@@ -176,7 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args, [f"asr.model={args.model}"] if args.model else [])
     root = args.root or cfg.store.root
     t0 = time.monotonic()
-    result = run_corpus(cfg, root=root, beam_args=args.beam_args, progress=not args.no_progress)
+    result = run_corpus(cfg, root=root, beam_args=args.beam_args, progress=_progress(args))
     return _print_corpus_run(Store.from_config(cfg, root), result, t0, skipped=True)
 
 
@@ -200,7 +206,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         cfg,
         root=root,
         beam_args=args.beam_args,
-        progress=not args.no_progress,
+        progress=_progress(args),
         pipeline="refresh",
         lock=True,
         break_lock=args.break_lock,
@@ -467,8 +473,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for path in doomed:
             shutil.rmtree(path, ignore_errors=True)
     if args.synth:
-        return run_synth_demo(workdir, seed=args.seed, progress=not args.no_progress)
-    return run_demo(workdir, seed=args.seed, progress=not args.no_progress)
+        return run_synth_demo(workdir, seed=args.seed, progress=not _no_progress(args))
+    return run_demo(workdir, seed=args.seed, progress=not _no_progress(args))
 
 
 # ----------------------------------------------------------------------------- parser
@@ -503,7 +509,33 @@ def _add_runner(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _add_no_progress(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-progress", action="store_true", help="no live progress line")
+    """Nothing to add: every command takes --no-progress, -q and -v (`_add_terminal_args`)."""
+
+
+def _add_terminal_args(p: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """-v, -q and --no-progress, the same on every command (before or after its name).
+
+    On a command they default to SUPPRESS, so `speechmill -v run ...` and
+    `speechmill run -v ...` mean the same: the command's parser does not reset what the
+    top-level parser set.
+    """
+    default: dict[str, Any] = {"default": False} if top else {"default": argparse.SUPPRESS}
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="log more; tracebacks on errors", **default
+    )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress and no warnings (results and errors still print)",
+        **default,
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no live progress (it shows only on a terminal anyway)",
+        **default,
+    )
 
 
 def _command(
@@ -518,6 +550,7 @@ def _command(
     help_, _, description = inspect.cleandoc(func.__doc__ or "").partition("\n\n")
     p: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=description or None)
     p.set_defaults(func=func)
+    _add_terminal_args(p)
     if takes == "config":
         _add_config_args(p)
         _add_root(p)
@@ -546,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"speechmill {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    _add_terminal_args(parser, top=True)
     parser.set_defaults(func=None)
     sub = parser.add_subparsers(metavar="COMMAND")
 
@@ -682,12 +715,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     own, beam_args = _split_beam_args(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(own)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    from speechmill import progress
+
+    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         quiet_beam()
+    progress.set_enabled(not _no_progress(args))
     if args.func is None:
         parser.print_help()
         return 2
@@ -701,6 +735,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except SpeechmillError as e:
         print(f"speechmill: error: {e}", file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc()
         return 2
     except BrokenPipeError:  # `speechmill tables | head`
         sys.stderr.close()
@@ -710,6 +746,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             "speechmill: interrupted; nothing was committed for the unfinished run", file=sys.stderr
         )
         return 130
+    except Exception as e:  # anything else: one line, the traceback under -v
+        if args.verbose:
+            traceback.print_exc()
+        print(f"speechmill: error: {_one_line(e)}", file=sys.stderr)
+        if not args.verbose:
+            print(
+                "speechmill: this looks like a bug or an environment problem; run again with -v "
+                "for the traceback and report it with that output",
+                file=sys.stderr,
+            )
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(e).strip().splitlines()
+    if isinstance(e, OSError) and e.filename is not None:
+        return f"{e.strerror or type(e).__name__}: {e.filename}"
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 if __name__ == "__main__":

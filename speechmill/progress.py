@@ -8,6 +8,8 @@ behave the same everywhere: the bar is disabled and writes nothing.
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -42,7 +44,7 @@ def bar(
     **kwargs: Any,
 ) -> tqdm:
     """A progress bar on stderr (items, rate, ETA when `total` is known); disabled (and
-    silent) unless `enabled(show)`."""
+    silent) unless `enabled(show)`. It clears its line when closed unless `leave=True`."""
     return tqdm(
         total=total,
         desc=desc,
@@ -50,8 +52,7 @@ def bar(
         disable=not enabled(show),
         file=sys.stderr,
         dynamic_ncols=True,
-        leave=False,
-        **kwargs,
+        **({"leave": False} | kwargs),
     )
 
 
@@ -65,3 +66,79 @@ def track(
         for item in items:
             yield item
             b.update(1)
+
+
+class Stage:
+    """A live bar for one pipeline stage, shared by every DoFn instance in this process.
+
+    Shows items, audio minutes and the real-time factor (audio seconds per wall
+    second since the stage's first item); with a `total`, tqdm adds the ETA. The
+    DirectRunner runs bundles on several threads, so updates take a lock. A stage
+    made with `shown=False` counts and shows nothing.
+    """
+
+    def __init__(
+        self, label: str, *, total: int | None = None, unit: str = "item", shown: bool = True
+    ) -> None:
+        self.label = label
+        self.items = 0
+        self.audio_s = 0.0
+        self._t0: float | None = None
+        self._lock = threading.Lock()
+        self._bar = (
+            bar(total, desc=label, unit=unit, position=len(_STAGES), leave=True)
+            if shown
+            else None
+        )
+
+    @property
+    def shown(self) -> bool:
+        return self._bar is not None and not self._bar.disable
+
+    def add(self, audio_s: float = 0.0, items: int = 1) -> None:
+        if self._bar is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if self._t0 is None:
+                self._t0 = now
+            self.items += items
+            self.audio_s += audio_s
+            if self.audio_s > 0:
+                wall = max(now - self._t0, 1e-3)
+                self._bar.set_postfix_str(
+                    f"{_audio(self.audio_s)} audio, {self.audio_s / wall:.1f}x RT", refresh=False
+                )
+            self._bar.update(items)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            with self._lock:
+                self._bar.close()
+
+
+def _audio(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+_STAGES: dict[str, Stage] = {}
+_STAGES_LOCK = threading.Lock()
+
+
+def stage(label: str, *, show: bool | None = None, total: int | None = None) -> Stage:
+    """This process's bar for `label` (made on first use), or a silent stage when
+    progress is off (`enabled(show)`)."""
+    if not enabled(show):
+        return Stage(label, shown=False)
+    with _STAGES_LOCK:
+        if label not in _STAGES:
+            _STAGES[label] = Stage(label, total=total)
+        return _STAGES[label]
+
+
+def close_stages() -> None:
+    """Close every stage's bar (the end of a pipeline run); the next run starts afresh."""
+    with _STAGES_LOCK:
+        for s in _STAGES.values():
+            s.close()
+        _STAGES.clear()

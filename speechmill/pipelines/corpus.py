@@ -76,6 +76,7 @@ def build_corpus(
     model_hash: str,
     progress: bool = False,
     host_delays: Mapping[str, float] | None = None,
+    items: int | None = None,
 ) -> None:
     """Wire the corpus stages and the table writes into a pipeline."""
     options = DecodeOptions.from_config(cfg.asr)
@@ -101,6 +102,8 @@ def build_corpus(
             crawl=cfg.crawl,
             pacing=pacing,
             host_delays=host_delays,
+            progress=progress,
+            total=items,
         )
     ).with_outputs(SOURCES, REJECTS, main="recordings")
     # steps with nothing to read are left out of the graph: each costs Beam a stage or
@@ -115,7 +118,7 @@ def build_corpus(
         )
     recordings = decoded.recordings | "Dedupe" >> DedupeRecordings(committed)
     vad = recordings | "VAD" >> beam.ParDo(
-        DetectSpeechDoFn(store, cfg.vad, cfg.audio, run_id)
+        DetectSpeechDoFn(store, cfg.vad, cfg.audio, run_id, progress)
     ).with_outputs(REJECTS, main="chunks")
     asr = vad.chunks | "Transcribe" >> Transcribe(
         handler,
@@ -212,6 +215,7 @@ def _run(
                     model_hash=model_hash,
                     progress=progress,
                     host_delays=work.host_delays,
+                    items=n_items,
                 )
                 execute(cfg, beam_args, build, progress=progress)
                 last = i == len(work.parts) - 1

@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from speechmill import progress as live
 from speechmill.backends.robots import Robots
 from speechmill.config import Config, LocalSource, RssSource
 from speechmill.schemas import TABLES, Reject, SourceItem
@@ -156,10 +157,12 @@ def discover(
     rejects = _Spool(out.workdir, "rejects", _schema_with("rejects", ITEM_EXTRA[:1]))
     sources_spec, rejects_spec = TABLES["sources"], TABLES["rejects"]
     seq = 0
+    found_live = live.stage("discover", show=False if dry_run else None)
 
     def put(record: SourceItem | Reject, accepted: bool = True) -> None:
         nonlocal seq
         seq += 1
+        found_live.add()
         if isinstance(record, Reject):
             rejects.add(rejects_spec.to_row(record) | {"_seq": seq})
         else:
@@ -201,6 +204,7 @@ def discover(
             put(r)
     items.flush()
     rejects.flush()
+    found_live.close()
     _decide(cfg, store, out, items, rejects, write=not dry_run)
     return out
 

@@ -9,12 +9,12 @@ A pipeline module reads top to bottom as the data flows::
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
+from speechmill import progress as live
 from speechmill.config import Config
 from speechmill.errors import ConfigError, DryRun
 
@@ -93,5 +93,4 @@ def execute(
         build(p)
     if dry:
         raise DryRun(runner, getattr(p.result, "job", None))
-    if progress and sys.stderr.isatty():
-        sys.stderr.write("\n")  # the progress line stays on screen
+    live.close_stages()

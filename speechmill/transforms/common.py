@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-import time
 import traceback
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from speechmill import progress as live
 from speechmill.core.text.unicode import clean, clean_opt
 from speechmill.schemas import Drop, Reject
 
@@ -84,30 +83,11 @@ def internal_detail(e: BaseException) -> str:
 
 
 class Progress:
-    """Live progress on the DirectRunner: one line every few seconds on stderr."""
+    """Live progress of one stage on the DirectRunner (`speechmill.progress.stage`): a
+    tqdm bar on a terminal, nothing in logs or CI, nothing when `enabled` is False."""
 
-    def __init__(self, enabled: bool, label: str, interval_s: float = 3.0) -> None:
-        self.enabled = enabled
-        self.label = label
-        self.interval_s = interval_s
-        self.items = 0
-        self.audio_s = 0.0
-        self._t0 = time.monotonic()
-        self._last = 0.0
+    def __init__(self, enabled: bool, label: str, total: int | None = None) -> None:
+        self._stage = live.stage(label, show=enabled, total=total)
 
     def add(self, audio_s: float) -> None:
-        if not self.enabled:
-            return
-        self.items += 1
-        self.audio_s += audio_s
-        now = time.monotonic()
-        tty = sys.stderr.isatty()
-        if now - self._last >= (self.interval_s if tty else 10 * self.interval_s):
-            self._last = now
-            wall = max(now - self._t0, 1e-9)
-            sys.stderr.write(
-                f"{chr(13) if tty else ''}  {self.label}: {self.items} items, "
-                f"{self.audio_s / 60:.1f} min audio, {self.audio_s / wall:.1f}x RT"
-                + ("   " if tty else "\n")
-            )
-            sys.stderr.flush()
+        self._stage.add(audio_s)

@@ -32,7 +32,7 @@ from speechmill.core.crawl.fetch import (
 from speechmill.faults import fault_point
 from speechmill.schemas import Category, Drop, Dropped, Recording, SourceItem
 from speechmill.store import Store, as_store, fs
-from speechmill.transforms.common import SOURCES, internal_detail, reject
+from speechmill.transforms.common import SOURCES, Progress, internal_detail, reject
 
 if TYPE_CHECKING:
     from speechmill.backends.ytdlp import Downloaded
@@ -192,6 +192,8 @@ class AcquireDoFn(beam.DoFn):
         attempts: Mapping[str, int] | None = None,
         pacing: Mapping[str, tuple[float, str | None]] | None = None,
         host_delays: Mapping[str, float] | None = None,
+        progress: bool = False,
+        total: int | None = None,
     ) -> None:
         self._store = as_store(store)
         self._audio = audio
@@ -201,8 +203,11 @@ class AcquireDoFn(beam.DoFn):
         self._attempts = dict(attempts or {})
         self._pacing = dict(pacing or {})
         self._host_delays = {h.lower(): float(d) for h, d in (host_delays or {}).items()}
+        self._progress_on = progress
+        self._total = total
 
     def setup(self) -> None:
+        self._live = Progress(self._progress_on, "fetch+decode", self._total)
         self._fetcher: _Fetcher | None = None
         self._pending: InFlight[_Pending, _Fetched] = InFlight()
 
@@ -263,11 +268,16 @@ class AcquireDoFn(beam.DoFn):
     def _guard(self, item: SourceItem, stage: str, rows: Iterator[object]) -> Iterator[object]:
         """The outputs of one item (`rows`, run here); an unexpected error becomes its one
         reject."""
+        audio_s = 0.0
         try:
-            yield from rows
+            for out in rows:
+                if isinstance(out, Recording):
+                    audio_s += out.duration_s
+                yield out
         except Exception as e:  # one bad item never stops the run
             drop = Drop(Category.INTERNAL, "unexpected error", internal_detail(e))
             yield from self._rejected(item, stage, drop)
+        self._live.add(audio_s)
 
     def _rejected(self, item: SourceItem, stage: str, drop: Drop) -> Iterator[object]:
         """An item that yields nothing: its `sources` row and its one reject."""

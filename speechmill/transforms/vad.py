@@ -23,7 +23,7 @@ from speechmill.core.elements import ChunkRef
 from speechmill.faults import fault_point
 from speechmill.schemas import Category, Drop, Recording
 from speechmill.store import Store, as_store
-from speechmill.transforms.common import internal_detail, reject
+from speechmill.transforms.common import Progress, internal_detail, reject
 
 STAGE = "vad"
 
@@ -43,14 +43,17 @@ class DetectSpeechDoFn(beam.DoFn):
         vad: VadConfig,
         audio: AudioConfig,
         run_id: str,
+        progress: bool = False,
     ) -> None:
         self._store = as_store(store)
         self._vad = vad
         self._audio = audio
         self._run_id = run_id
+        self._progress_on = progress
 
     def setup(self) -> None:
         self._detect = make_detector(self._vad)
+        self._live = Progress(self._progress_on, "VAD")
 
     def _reject(self, rec: Recording, drop: Drop) -> beam.pvalue.TaggedOutput:
         return reject(
@@ -70,6 +73,7 @@ class DetectSpeechDoFn(beam.DoFn):
             yield from self._chunks(rec)
         except Exception as e:
             yield self._reject(rec, Drop(Category.INTERNAL, "VAD failed", internal_detail(e)))
+        self._live.add(rec.duration_s)
 
     def _chunks(self, rec: Recording) -> Iterator[object]:
         drop = silent(rec.rms_dbfs, self._audio.silence_dbfs)

@@ -107,35 +107,49 @@ def test_config_without_an_action_prints_its_help(capsys: pytest.CaptureFixture[
 
 def test_no_command_prints_the_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
-    assert capsys.readouterr().out.startswith("usage: speechmill [-h] [--version] [-v] COMMAND")
+    assert capsys.readouterr().out.startswith(
+        "usage: speechmill [-h] [--version] [-v] [-q] [--no-progress] COMMAND"
+    )
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["config", "check", "c.yaml"],
-        ["config", "show", "c.yaml"],
-        ["run", "c.yaml"],
-        ["refresh", "c.yaml"],
-        ["refine", "c.yaml"],
-        ["relabel", "c.yaml", "--teacher", "t", "--round", "1"],
-        ["nst", "c.yaml", "--rounds", "1", "--train-cmd", "true"],
-        ["sources", "c.yaml"],
-        ["tables"],
-        ["query", "select 1"],
-        ["views"],
-        ["rejects"],
-        ["summary"],
-        ["synth", "c.yaml"],
-        ["metrics"],
-        ["export", "--format", "hf", "--out", "o"],
-        ["demo"],
-        ["gc"],
-    ],
-)
+COMMANDS = [
+    ["config", "check", "c.yaml"],
+    ["config", "show", "c.yaml"],
+    ["run", "c.yaml"],
+    ["refresh", "c.yaml"],
+    ["refine", "c.yaml"],
+    ["relabel", "c.yaml", "--teacher", "t", "--round", "1"],
+    ["nst", "c.yaml", "--rounds", "1", "--train-cmd", "true"],
+    ["sources", "c.yaml"],
+    ["tables"],
+    ["query", "select 1"],
+    ["views"],
+    ["rejects"],
+    ["summary"],
+    ["synth", "c.yaml"],
+    ["metrics"],
+    ["export", "--format", "hf", "--out", "o"],
+    ["demo"],
+    ["gc"],
+]
+
+
+@pytest.mark.parametrize("argv", COMMANDS)
 def test_every_command_names_its_handler(argv: list[str]) -> None:
     func = build_parser().parse_args(argv).func
     assert func.__name__ == "cmd_" + "_".join(a for a in argv[:2] if a.isalpha())
+
+
+@pytest.mark.parametrize("argv", COMMANDS)
+def test_every_command_takes_the_terminal_flags_before_or_after_its_name(argv: list[str]) -> None:
+    parse = build_parser().parse_args
+    plain = parse(argv)
+    assert (plain.verbose, plain.quiet, plain.no_progress) == (False, False, False)
+    for args in (
+        parse([*argv, "-v", "-q", "--no-progress"]),
+        parse(["-v", "-q", "--no-progress", *argv]),
+    ):
+        assert (args.verbose, args.quiet, args.no_progress) == (True, True, True)
 
 
 def test_text_table_pads_cuts_and_shows_null() -> None:
