@@ -145,6 +145,16 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+"""What `open(path, "w")` would give: files written atomically are not left 0600."""
+
+
 def write_bytes_atomic(path: str, data: bytes, *, fault: str | None = None) -> None:
     """Write a whole file so readers see either nothing or all of it.
 
@@ -161,6 +171,7 @@ def write_bytes_atomic(path: str, data: bytes, *, fault: str | None = None) -> N
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; a dataset file is the umask's
         with os.fdopen(fd, "wb") as f:
             if fault is not None:
                 f.write(data[: len(data) // 2])
@@ -187,6 +198,7 @@ def upload(local: str, path: str) -> None:
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    os.fchmod(fd, _FILE_MODE)
     os.close(fd)
     try:
         shutil.copyfile(local, tmp)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parents[2] / "speechmill"
 
-BASE = {"schemas", "errors", "config", "faults", "__init__"}
+BASE = {"schemas", "errors", "config", "faults", "progress", "__init__"}
 ALLOWED: dict[str, set[str]] = {
     "base": BASE,
     "core": BASE | {"core"},
@@ -18,6 +18,8 @@ ALLOWED: dict[str, set[str]] = {
     "pipelines": BASE | {"core", "backends", "store", "transforms", "pipelines"},
     "exports": BASE | {"core", "store", "exports"},
     "reports": BASE | {"core", "store", "reports"},
+    "report_html": BASE | {"core", "store", "reports", "report_html"},
+    "corpus_exports": BASE | {"core", "store", "exports", "corpus_exports"},
 }
 TOP = {"cli", "demo", "schema_docs", "config_docs"}  # the command line: may import anything
 

@@ -183,3 +183,21 @@ def test_a_source_reject_is_superseded_by_a_later_recording(tmp_path: Path) -> N
     con = connect(store)
     assert con.execute("select item_id from rejects").fetchall() == [("item-b",)]
     assert len(con.execute("select * from rejects_history").fetchall()) == 2
+
+
+def test_files_written_atomically_get_the_umasks_mode_not_0600(tmp_path: Path) -> None:
+    """A dataset is shared (a team, a web server for report.html): mkstemp's 0600 would
+    lock everyone else out."""
+    import stat
+
+    from speechmill.store import fs
+
+    old = os.umask(0o022)
+    os.umask(old)
+    expected = 0o666 & ~old
+    fs.write_bytes_atomic(str(tmp_path / "a" / "report.html"), b"<html></html>")
+    src = tmp_path / "local.bin"
+    src.write_bytes(b"x")
+    fs.upload(str(src), str(tmp_path / "b" / "copy.bin"))
+    for p in (tmp_path / "a" / "report.html", tmp_path / "b" / "copy.bin"):
+        assert stat.S_IMODE(p.stat().st_mode) == expected

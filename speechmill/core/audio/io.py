@@ -27,6 +27,9 @@ CANCEL_DB = 20.0
 FLAC_WRITE_SAMPLES = 1 << 16
 """Samples gathered before one FLAC write (~4 s): one encoder call per block, not per frame."""
 _WAVE_PCM = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once, at import: umask is process-wide, so never toggled later
+_FILE_MODE = 0o666 & ~_UMASK
 _WAVE_EXTENSIBLE = 0xFFFE
 
 
@@ -198,6 +201,7 @@ def transcode_to_flac(
             )
         os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
         fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".flac", dir=os.path.dirname(dst))
+        os.fchmod(fd, _FILE_MODE)  # the umask's mode, not mkstemp's 0600
         os.close(fd)
         max_samples = int(max_duration_s * SAMPLE_RATE)
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
