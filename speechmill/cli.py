@@ -455,6 +455,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """write one self-contained HTML report of a dataset (plots, rejects, dataset card)
+
+    Hours per source, licence, language and run, the raw -> refined -> kept funnel,
+    durations, speech rate, alignment scores, rejects, N-best diversity, synthetic pairs,
+    relabelling rounds and the dataset card, as one HTML file with inline SVG plots that
+    opens offline (docs/report.md). Default: report.html at the dataset root.
+    """
+    from speechmill.report_html import write_report
+
+    store = _store(args)
+    where = write_report(store, args.out, progress=_progress(args))
+    print(f"report written to {where}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """offline demo: generate speech, run the corpus pipeline, print WER
 
@@ -687,6 +703,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--all-hypotheses", action="store_true", help="dlm: one row per hypothesis (default 1-best)"
     )
     p.add_argument("--where", help="SQL filter on the pairs view, e.g. \"split = 'train'\"")
+
+    p = _command(sub, "report", cmd_report, takes="root")
+    p.add_argument("--out", help="HTML file to write (default: report.html at the dataset root)")
 
     p = _command(sub, "demo", cmd_demo)
     p.add_argument("--workdir", default="./demo-data", help="where audio and dataset go")

@@ -130,6 +130,7 @@ COMMANDS = [
     ["metrics"],
     ["export", "--format", "hf", "--out", "o"],
     ["demo"],
+    ["report"],
     ["gc"],
 ]
 
