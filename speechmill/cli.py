@@ -431,10 +431,39 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+CORPUS_FILTERS = ("round", "source", "split", "license", "language", "min_duration",
+                  "max_duration", "shard_size")  # fmt: skip
+
+
+def _csv(values: Sequence[str] | None) -> list[str]:
+    """`--license cc-by,cc0 --license pd` -> ["cc-by", "cc0", "pd"]."""
+    return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    """export `pairs` as HyPoradise JSON, HF Parquet, SFT JSONL or DLM TSV/JSONL"""
+    """export the corpus for a trainer (Lhotse, NeMo, Kaldi, WebDataset, HF audio) or
+    `pairs` for GER/DLM (HyPoradise, HF, SFT, DLM), with ATTRIBUTION.md
+
+    Corpus formats export the kept utterances with their latest labels (or a round's,
+    --round), or the segments of a dataset that has not been refined; filters by split,
+    licence, language and duration (docs/exports.md). Pair formats export `pairs`
+    (--where filters them; docs/synth.md#exports). Every export writes ATTRIBUTION.md and
+    attribution.jsonl: title, author, URL and licence of each recording used.
+    """
+    from speechmill.corpus_exports import CORPUS_FORMATS
+
+    if args.format in CORPUS_FORMATS:
+        return _export_corpus(args)
+    given = [
+        f"--{n.replace('_', '-')}" for n in CORPUS_FILTERS if getattr(args, n) not in (None, [])
+    ]
+    if given:
+        raise SpeechmillError(
+            f"{', '.join(given)}: only for corpus exports ({', '.join(CORPUS_FORMATS)}); "
+            f"--format {args.format} exports pairs: filter them with --where"
+        )
     from speechmill import reports
-    from speechmill.exports import export
+    from speechmill.corpus_exports import export_pairs as export
 
     store = _store(args)
     table = reports.pairs_table(store, args.where)
@@ -449,9 +478,55 @@ def cmd_export(args: argparse.Namespace) -> int:
             opts["template"] = f.read()
     if args.format.startswith("dlm"):
         opts["all_hypotheses"] = args.all_hypotheses
-    for path in export(table, args.format, args.out, **opts):
+    for path in export(store, table, args.format, args.out, **opts):
         print(path)
     print(f"{table.num_rows} pairs exported as {args.format} into {args.out}")
+    return 0
+
+
+def _export_corpus(args: argparse.Namespace) -> int:
+    from speechmill.corpus_exports import export_corpus
+
+    for flag in ("where", "template"):
+        if getattr(args, flag):
+            raise SpeechmillError(
+                f"--{flag} is for pair exports; corpus exports filter with "
+                "--split, --license, --language, --min/max-duration, --round"
+            )
+    store = _store(args)
+    r = export_corpus(
+        store,
+        args.format,
+        args.out,
+        round=args.round,
+        source=args.source or "auto",
+        splits=_csv(args.split),
+        licenses=_csv(args.license),
+        languages=_csv(args.language),
+        min_duration_s=args.min_duration,
+        max_duration_s=args.max_duration,
+        shard_size=args.shard_size or 1000,
+        progress=_progress(args),
+    )
+    what = "kept utterances" if r.source == "utterances" else "segments (not refined)"
+    label = "latest labels" if r.round is None else f"round {r.round} labels"
+    print(
+        f"{r.utterances} {what} ({r.seconds / 3600:.3f} h, {label}) from {r.recordings} "
+        f"recordings exported as {r.format} into {r.out_dir}"
+    )
+    print("  splits    " + ", ".join(f"{k} {v}" for k, v in sorted(r.splits.items())))
+    print("  licences  " + ", ".join(f"{k} {v}" for k, v in sorted(r.licenses.items())))
+    if any(r.skipped.values()):
+        print("  left out  " + ", ".join(f"{k} {v}" for k, v in sorted(r.skipped.items()) if v))
+    if r.unrefined_recordings:
+        print(
+            f"  note: {r.unrefined_recordings} recordings have segments but no utterances "
+            "(not refined yet: `speechmill refine`); --source segments exports segments"
+        )
+    print(f"  {len(r.files)} files, with ATTRIBUTION.md and attribution.jsonl")
+    if args.verbose:
+        for path in r.files:
+            print(f"    {path}")
     return 0
 
 
@@ -693,10 +768,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format",
         required=True,
-        choices=["hyporadise", "hf", "sft", "dlm-tsv", "dlm-jsonl"],
-        help="target format (docs/synth.md#exports)",
+        choices=[
+            *("lhotse", "nemo", "kaldi", "webdataset", "hf-audio"),
+            *("hyporadise", "hf", "sft", "dlm-tsv", "dlm-jsonl"),
+        ],
+        help="corpus: lhotse, nemo, kaldi, webdataset, hf-audio (docs/exports.md); pairs: "
+        "hyporadise, hf, sft, dlm-tsv, dlm-jsonl (docs/synth.md#exports)",
     )
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument(
+        "--round", type=int, help="corpus: the labels of relabelling round K (0: refine's)"
+    )
+    p.add_argument(
+        "--source",
+        choices=["auto", "utterances", "segments"],
+        help="corpus: kept utterances, or segments (default auto: utterances when refined)",
+    )
+    p.add_argument(
+        "--split", action="append", help="corpus: train, dev and/or test (comma-separated)"
+    )
+    p.add_argument(
+        "--license",
+        action="append",
+        help="corpus: only these licences, e.g. cc-by,cc0 (a family matches every version)",
+    )
+    p.add_argument("--language", action="append", help="corpus: only these language codes")
+    p.add_argument("--min-duration", type=float, help="corpus: shortest utterance, seconds")
+    p.add_argument("--max-duration", type=float, help="corpus: longest utterance, seconds")
+    p.add_argument(
+        "--shard-size", type=int, help="corpus: utterances per WebDataset tar / HF file (1000)"
+    )
     p.add_argument("--raw", action="store_true", help="hyporadise/sft: un-normalised texts")
     p.add_argument("--template", help="sft: a prompt template file ({input1}, {input2}, ...)")
     p.add_argument(

@@ -193,7 +193,7 @@ def synth_demo_config(workdir: Path, seed: int = 0) -> Config:
 def run_synth_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> int:
     """Make a small GER dataset offline and print its metrics and exports."""
     from speechmill.core.quality.pair_metrics import aggregate, format_table
-    from speechmill.exports import export
+    from speechmill.corpus_exports import export_pairs
     from speechmill.pipelines.synth import run_synth
     from speechmill.reports import pairs_table, synth_report, text_rejects
     from speechmill.store import Store
@@ -222,7 +222,7 @@ def run_synth_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> in
     out = workdir / "synth-exports"
     written = []
     for fmt in ("hyporadise", "hf", "sft", "dlm-tsv"):
-        written += export(table, fmt, str(out / fmt))
+        written += export_pairs(store, table, fmt, str(out / fmt))  # with ATTRIBUTION.md
     print()
     print(f"exports ({len(written)} files): {shown(out)}/{{hyporadise,hf,sft,dlm-tsv}}")
     print(f'DuckDB: speechmill query --root {root} "select reference, hypotheses from pairs"')

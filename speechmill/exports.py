@@ -5,6 +5,10 @@ returns it; a RecordBatchReader is read whole), writes one file per split and
 returns the files written. Within a split, rows are written in `pair_id` order so
 the same rows always give byte-identical files. Files are written to a temporary
 name and renamed into place. No rows: nothing is written and [] is returned.
+
+Attribution: `speechmill.corpus_exports.export_pairs(store, table, fmt, out)` runs
+`export` and writes `ATTRIBUTION.md` and `attribution.jsonl` into `export_dir(fmt,
+out)`, the folder the files went to (docs/exports.md).
 """
 
 from __future__ import annotations
@@ -470,6 +474,15 @@ def _dlm_rows(part: pa.Table, all_hypotheses: bool) -> Iterator[list[Any]]:
 
 
 # --------------------------------------------------------------------------- dispatch
+
+
+def export_dir(fmt: ExportFormat, out: PathLike) -> Path:
+    """The folder `export(table, fmt, out)` writes into: `out` itself, or for `sft` and
+    the DLM formats given a file path such as `sft.jsonl`, the folder holding it."""
+    p = Path(out)
+    if fmt in ("hyporadise", "hf"):
+        return p
+    return p if p.is_dir() or not p.suffix else p.parent
 
 
 def export(table: Pairs, fmt: ExportFormat, out: PathLike, **opts: Any) -> list[Path]:

@@ -161,3 +161,43 @@ def test_text_table_pads_cuts_and_shows_null() -> None:
         "NULL" + " " * 78 + "1.235",
         "x" * 77 + "...  2e+07",
     ]
+
+
+def test_export_and_report_commands(
+    tmp_path: Path,
+    speech_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.fakes import FakeFactory
+
+    monkeypatch.setattr("speechmill.pipelines.corpus.backend_factory", lambda _: FakeFactory())
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"sources:\n  - kind: local\n    paths: [{speech_dir}]\n")
+    root = str(tmp_path / "ds")
+    assert main(["run", str(cfg), "--root", root, "-q"]) == 0
+    capsys.readouterr()
+
+    out = tmp_path / "nemo"
+    assert main(["export", "--root", root, "--format", "nemo", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "segments (not refined)" in said and "exported as nemo" in said
+    lines = [
+        json.loads(x) for m in out.glob("*_manifest.jsonl") for x in m.read_text().splitlines()
+    ]
+    assert len(lines) == 3 and all(line["duration"] > 0 for line in lines)
+    assert (out / "ATTRIBUTION.md").exists() and (out / "attribution.jsonl").exists()
+
+    # a licence nothing has, and a corpus filter on a pair format: one line each, exit 2
+    assert main(["export", "--root", root, "--format", "kaldi", "--out", str(tmp_path / "k"),
+                 "--license", "cc-by-nc"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("speechmill: error: ")
+    assert main(["export", "--root", root, "--format", "hf", "--out", str(tmp_path / "h"),
+                 "--split", "train"]) == 2  # fmt: skip
+    assert "--split: only for corpus exports" in capsys.readouterr().err
+    assert not (tmp_path / "k").exists() and not (tmp_path / "h").exists()
+
+    assert main(["report", "--root", root]) == 0
+    assert (tmp_path / "ds" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert "report written to" in capsys.readouterr().out

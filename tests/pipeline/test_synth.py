@@ -198,8 +198,10 @@ def test_cli_metrics_and_exports(made, tmp_path, capsys) -> None:
     out = tmp_path / "hyp"
     assert main(["export", "--root", str(root), "--format", "hyporadise", "--out", str(out)]) == 0
     files = sorted(p.name for p in out.iterdir())
-    assert files and all(f.endswith(".json") for f in files)
-    data = [r for f in out.iterdir() for r in json.loads(f.read_text())]
+    assert files == ["ATTRIBUTION.md", "attribution.jsonl", "dev.json", "test.json", "train.json"]
+    credits = [json.loads(x) for x in (out / "attribution.jsonl").read_text().splitlines()]
+    assert credits and "Attribution" in (out / "ATTRIBUTION.md").read_text()
+    data = [r for f in out.glob("*.json") for r in json.loads(f.read_text())]
     assert len(data) == 2 * N_SENTENCES
     assert all(r["input1"].endswith(".") for r in data)
 
