@@ -1,7 +1,8 @@
 """Screenshot a dataset's HTML report with headless Chromium (the picture in the README).
 
-    .venv/bin/speechmill demo --workdir /tmp/sm-demo --no-progress      # a dataset
-    .venv/bin/python scripts/report_screenshot.py /tmp/sm-demo/dataset docs/img/report.png
+    make demo                                   # demo-data/dataset; then refine and relabel
+    .venv/bin/python scripts/report_screenshot.py demo-data/dataset docs/img/report.png \
+        --height 2000
 
 Writes the report (`speechmill.report_html.write_report`, to `<root>/report.html`
 unless `--report` names a file), opens it in headless Chromium at `--width` CSS pixels

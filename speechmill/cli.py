@@ -90,6 +90,20 @@ def _no_progress(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "no_progress", False) or getattr(args, "quiet", False))
 
 
+def _shown(path: object) -> str:
+    """A path as the CLI prints it: relative to the working directory when inside it."""
+    from speechmill.demo import shown
+
+    return shown(path)
+
+
+def _in_cwd(message: str) -> str:
+    """A message with paths under the working directory made relative (as typed)."""
+    import os
+
+    return message.replace(os.getcwd() + os.sep, "")
+
+
 def safe_text(value: object, limit: int = 60) -> str:
     """Remote text for a terminal (`speechmill.reports.safe_text`)."""
     from speechmill.reports import safe_text
@@ -512,7 +526,7 @@ def _export_corpus(args: argparse.Namespace) -> int:
     label = "latest labels" if r.round is None else f"round {r.round} labels"
     print(
         f"{r.utterances} {what} ({r.seconds / 3600:.3f} h, {label}) from {r.recordings} "
-        f"recordings exported as {r.format} into {r.out_dir}"
+        f"recordings exported as {r.format} into {_shown(r.out_dir)}"
     )
     print("  splits    " + ", ".join(f"{k} {v}" for k, v in sorted(r.splits.items())))
     print("  licences  " + ", ".join(f"{k} {v}" for k, v in sorted(r.licenses.items())))
@@ -526,7 +540,7 @@ def _export_corpus(args: argparse.Namespace) -> int:
     print(f"  {len(r.files)} files, with ATTRIBUTION.md and attribution.jsonl")
     if args.verbose:
         for path in r.files:
-            print(f"    {path}")
+            print(f"    {_shown(path)}")
     return 0
 
 
@@ -542,7 +556,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     store = _store(args)
     where = write_report(store, args.out, progress=_progress(args))
-    print(f"report written to {where}")
+    print(f"report written to {_shown(where)}")
     return 0
 
 
@@ -854,7 +868,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {step}: " + ", ".join(f"{k}={v}" for k, v in hints.items()))
         return 0
     except SpeechmillError as e:
-        print(f"speechmill: error: {e}", file=sys.stderr)
+        print(f"speechmill: error: {_in_cwd(str(e))}", file=sys.stderr)
         if args.verbose:
             traceback.print_exc()
         return 2

@@ -86,9 +86,7 @@ class Stage:
         self._t0: float | None = None
         self._lock = threading.Lock()
         self._bar = (
-            bar(total, desc=label, unit=unit, position=len(_STAGES), leave=True)
-            if shown
-            else None
+            bar(total, desc=label, unit=unit, position=len(_STAGES), leave=True) if shown else None
         )
 
     @property

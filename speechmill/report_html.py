@@ -920,6 +920,17 @@ def _card_builds(runs: Sequence[Sequence[Any]]) -> list[Block]:
     return out
 
 
+def _as_typed(root: str) -> str:
+    """The root as the report shows it: relative to the working directory when inside it
+    (`speechmill report --root ./data` shows `data`), else as stored."""
+    if fs.is_remote(root):
+        return root
+    try:
+        return str(Path(root).resolve().relative_to(Path.cwd())) or "."
+    except ValueError:
+        return root
+
+
 def gather(store: Store, *, progress: bool | None = None) -> ReportData:
     """Every figure of the report, queried from the store's committed tables."""
     markers = store.markers()
@@ -936,7 +947,7 @@ def gather(store: Store, *, progress: bool | None = None) -> ReportData:
             lambda: nbest_section(q),
             lambda: pairs_section(q),
             lambda: relabel_section(q),
-            lambda: card_section(q, store.root, store.unreadable),
+            lambda: card_section(q, _as_typed(store.root), store.unreadable),
         ]
         sections = []
         with bar(len(steps), desc="report", unit="section", show=progress) as b:
@@ -946,7 +957,9 @@ def gather(store: Store, *, progress: bool | None = None) -> ReportData:
                 b.update(1)
     finally:
         con.close()
-    return ReportData(store.root, now, __version__, len(markers), figures, tuple(sections))
+    return ReportData(
+        _as_typed(store.root), now, __version__, len(markers), figures, tuple(sections)
+    )
 
 
 # ============================================================================ rendering
