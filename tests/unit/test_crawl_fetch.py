@@ -152,10 +152,12 @@ def test_pacing_holds_across_threads(tmp_path: Path, http_site: Site) -> None:
         fetcher.close()
     starts = http_site.first_requests(paths)
     # a lower bound only: k gaps take at least 0.4 s each, less what thread scheduling (on
-    # a loaded machine) adds to the first request and not the last; 0.1 s pacing would
-    # give 0.3 s over the whole span
+    # a loaded machine) adds to the first request and not the last (0.25 s allowed: a run
+    # beside a full test suite once lost 0.15 s there); 0.1 s pacing would give 0.1 s
+    # gaps, under the 0.15 s this still demands of the closest pair, and 0.3 s over the
+    # whole span
     assert all(
-        starts[j] - starts[i] >= 0.4 * (j - i) - 0.15
+        starts[j] - starts[i] >= 0.4 * (j - i) - 0.25
         for i, j in itertools.combinations(range(len(starts)), 2)
     )
     assert starts[-1] - starts[0] >= 1.05
