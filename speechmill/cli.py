@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import inspect
 import logging
+import os
 import sys
 import time
 import traceback
@@ -98,10 +99,12 @@ def _shown(path: object) -> str:
 
 
 def _in_cwd(message: str) -> str:
-    """A message with paths under the working directory made relative (as typed)."""
-    import os
+    """A message with paths under the working directory made relative (as typed): only
+    where a path starts (`/srv/tmp/x` stays whole when the working directory is /tmp)."""
+    import re
 
-    return message.replace(os.getcwd() + os.sep, "")
+    cwd = re.escape(os.getcwd().rstrip(os.sep) + os.sep)
+    return re.sub(rf"(?<![\w/.~-]){cwd}", "", message)
 
 
 def safe_text(value: object, limit: int = 60) -> str:
@@ -445,13 +448,17 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
-CORPUS_FILTERS = ("round", "source", "split", "license", "language", "min_duration",
-                  "max_duration", "shard_size")  # fmt: skip
+CORPUS_FILTERS = ("round", "source", "split", "language", "min_duration", "max_duration",
+                  "shard_size")  # fmt: skip
 
 
-def _csv(values: Sequence[str] | None) -> list[str]:
-    """`--license cc-by,cc0 --license pd` -> ["cc-by", "cc0", "pd"]."""
-    return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+def _csv(values: Sequence[str] | None, flag: str) -> list[str]:
+    """`--license cc-by,cc0 --license pd` -> ["cc-by", "cc0", "pd"]; a flag given with
+    nothing in it (`--license ""`, an empty shell variable) is an error, not "no filter"."""
+    out = [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+    if values is not None and not out:
+        raise SpeechmillError(f"{flag} was given an empty list; name at least one value")
+    return out
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -474,8 +481,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if given:
         raise SpeechmillError(
             f"{', '.join(given)}: only for corpus exports ({', '.join(CORPUS_FORMATS)}); "
-            f"--format {args.format} exports pairs: filter them with --where"
+            f"--format {args.format} exports pairs: filter them with --where and --license"
         )
+    licenses = _csv(args.license, "--license")
     from speechmill import reports
     from speechmill.corpus_exports import export_pairs as export
 
@@ -488,13 +496,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format in ("hyporadise", "sft"):
         opts["raw"] = args.raw
     if args.format == "sft" and args.template:
-        with open(args.template, encoding="utf-8") as f:
-            opts["template"] = f.read()
+        try:
+            with open(args.template, encoding="utf-8") as f:
+                opts["template"] = f.read()
+        except OSError as e:
+            raise SpeechmillError(f"--template {args.template}: {e.strerror or e}") from None
     if args.format.startswith("dlm"):
         opts["all_hypotheses"] = args.all_hypotheses
+    if licenses:
+        from speechmill.corpus_exports import filter_pairs_by_license
+
+        table, left_out = filter_pairs_by_license(store, table, licenses)
+        if any(left_out.values()):
+            print("left out: " + ", ".join(f"{k} {v}" for k, v in left_out.items() if v))
     for path in export(store, table, args.format, args.out, **opts):
-        print(path)
-    print(f"{table.num_rows} pairs exported as {args.format} into {args.out}")
+        print(_shown(path))
+    print(f"{table.num_rows} pairs exported as {args.format} into {_shown(args.out)}")
     return 0
 
 
@@ -514,12 +531,12 @@ def _export_corpus(args: argparse.Namespace) -> int:
         args.out,
         round=args.round,
         source=args.source or "auto",
-        splits=_csv(args.split),
-        licenses=_csv(args.license),
-        languages=_csv(args.language),
+        splits=_csv(args.split, "--split"),
+        licenses=_csv(args.license, "--license"),
+        languages=_csv(args.language, "--language"),
         min_duration_s=args.min_duration,
         max_duration_s=args.max_duration,
-        shard_size=args.shard_size or 1000,
+        shard_size=1000 if args.shard_size is None else args.shard_size,
         progress=_progress(args),
     )
     what = "kept utterances" if r.source == "utterances" else "segments (not refined)"
@@ -554,6 +571,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """
     from speechmill.report_html import write_report
 
+    if args.out and os.path.isdir(args.out):
+        raise SpeechmillError(f"--out {args.out} is a directory; name the HTML file to write")
     store = _store(args)
     where = write_report(store, args.out, progress=_progress(args))
     print(f"report written to {_shown(where)}")
@@ -804,7 +823,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--license",
         action="append",
-        help="corpus: only these licences, e.g. cc-by,cc0 (a family matches every version)",
+        help="only these licences, e.g. cc-by,cc0 (a family matches every version; pairs: "
+        "synthetic ones are `unknown`)",
     )
     p.add_argument("--language", action="append", help="corpus: only these language codes")
     p.add_argument("--min-duration", type=float, help="corpus: shortest utterance, seconds")
@@ -876,9 +896,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print(
-            "speechmill: interrupted; nothing was committed for the unfinished run", file=sys.stderr
+        what = (
+            "the export folder may hold part of the files; the next export into it replaces them"
+            if args.func is cmd_export
+            else "nothing was committed for the unfinished run"
         )
+        print(f"speechmill: interrupted; {what}", file=sys.stderr)
         return 130
     except Exception as e:  # anything else: one line, the traceback under -v
         if args.verbose:

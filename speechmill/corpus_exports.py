@@ -430,11 +430,14 @@ def attribution_jsonl(credits: Sequence[Credit]) -> str:
 
 
 def _attribution_jobs(
-    credits: Sequence[Credit], unit: str, notes: Sequence[str] = ()
+    credits: Sequence[Credit], unit: str, notes: Sequence[str] = (), prefix: str = ""
 ) -> list[_Job]:
     md = attribution_markdown(credits, unit=unit, notes=notes).encode("utf-8")
     jl = attribution_jsonl(credits).encode("utf-8")
-    return [_Job(ATTRIBUTION_MD, _bytes(md)), _Job(ATTRIBUTION_JSONL, _bytes(jl))]
+    return [
+        _Job(prefix + ATTRIBUTION_MD, _bytes(md)),
+        _Job(prefix + ATTRIBUTION_JSONL, _bytes(jl)),
+    ]
 
 
 def write_attribution(
@@ -443,12 +446,14 @@ def write_attribution(
     *,
     unit: str = "utterances",
     notes: Sequence[str] = (),
+    prefix: str = "",
 ) -> list[Path]:
-    """Write `ATTRIBUTION.md` and `attribution.jsonl` into `out_dir` (atomically each)."""
+    """Write `ATTRIBUTION.md` and `attribution.jsonl` into `out_dir` (atomically each),
+    their names prefixed with `prefix` (`sft.jsonl.` for an export written to a file)."""
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     written = []
-    for job in _attribution_jobs(credits, unit, notes):
+    for job in _attribution_jobs(credits, unit, notes, prefix):
         written.append(_write_job(root, job))
     return written
 
@@ -520,6 +525,61 @@ def _real_credits(store: Store, root: str, pair_ids: set[str]) -> dict[str, Cred
     return out
 
 
+def pair_licenses(store: Store, table: pa.Table | pa.RecordBatchReader) -> dict[str, str]:
+    """pair_id -> the licence a pair is under: its recording's for a real-speech pair the
+    dataset it came from can trace, else `unknown` (the synth tables record no licence
+    for text sources or voices)."""
+    t = table.read_all() if isinstance(table, pa.RecordBatchReader) else table
+    rows = t.select(["pair_id", "source", "is_synthetic"]).to_pylist()
+    out = {str(r["pair_id"]): UNKNOWN for r in rows}
+    by_root: dict[str, set[str]] = {}
+    for r in rows:
+        source = str(r["source"])
+        if r["is_synthetic"] is False and source.startswith("corpus:"):
+            by_root.setdefault(source[len("corpus:") :], set()).add(str(r["pair_id"]))
+    for root, ids in by_root.items():
+        for pid, credit in (_real_credits(store, root, ids) or {}).items():
+            out[pid] = credit.license
+    return out
+
+
+def filter_pairs_by_license(
+    store: Store, table: pa.Table | pa.RecordBatchReader, licenses: Sequence[str]
+) -> tuple[pa.Table, dict[str, int]]:
+    """The pairs whose licence matches an entry of `licenses` (the crawl policy's rules,
+    as for corpus exports), and how many were left out: `license` (another licence) and
+    `unknown_license` (synthetic pairs, and real ones whose dataset cannot be read,
+    unless `unknown` is listed). Bad entries, or no pair left, raise `SpeechmillError`."""
+    t = table.read_all() if isinstance(table, pa.RecordBatchReader) else table
+    entries = [e.strip() for e in licenses if e.strip()]
+    if not entries:
+        raise SpeechmillError("--license names no licence (an empty list would export every one)")
+    bad = [e for e in entries if not is_policy_entry(e)]
+    if bad:
+        raise SpeechmillError(
+            f"unknown licence {bad[0]!r}: use a family (cc-by, cc-by-sa, cc0, pd, ...), a "
+            "full id (cc-by-4.0) or unknown"
+        )
+    of = pair_licenses(store, t)
+    keep: list[bool] = []
+    skipped = {"license": 0, "unknown_license": 0}
+    for pid in t.column("pair_id").to_pylist():
+        lic = of.get(str(pid), UNKNOWN)
+        allowed, _ = policy_decision(lic, entries, ())
+        keep.append(bool(allowed))
+        if not allowed:
+            skipped["unknown_license" if normalize_license(lic) == UNKNOWN else "license"] += 1
+    kept = t.filter(pa.array(keep, type=pa.bool_()))
+    if kept.num_rows == 0:
+        raise SpeechmillError(
+            f"nothing to export: none of the {t.num_rows} pairs is under "
+            f"{', '.join(entries)} (left out: "
+            + ", ".join(f"{k} {v}" for k, v in skipped.items() if v)
+            + "; synthetic pairs carry licence `unknown`: list it to keep them)"
+        )
+    return kept, skipped
+
+
 def attribution_for_pairs(store: Store, table: pa.Table | pa.RecordBatchReader) -> list[Credit]:
     """Credits for exported `pairs` rows.
 
@@ -572,21 +632,34 @@ def export_pairs(
     table: pa.Table | pa.RecordBatchReader,
     fmt: ExportFormat,
     out: PathLike,
+    *,
+    licenses: Sequence[str] = (),
     **opts: Any,
 ) -> list[Path]:
     """`speechmill.exports.export`, then `ATTRIBUTION.md` and `attribution.jsonl` beside
-    the files it wrote. No rows: nothing is written and [] is returned."""
+    the files it wrote. No rows: nothing is written and [] is returned.
+
+    `licenses`: keep only the pairs under these licences (`filter_pairs_by_license`).
+    Written to a folder (hyporadise, hf, or a folder path), the attribution files are
+    `ATTRIBUTION.md` and `attribution.jsonl` in it; written to a file (`sft.jsonl`,
+    `dlm.tsv`), they are `sft.jsonl.ATTRIBUTION.md` and `sft.jsonl.attribution.jsonl`
+    beside it, so they never overwrite a folder's own ATTRIBUTION.md or another
+    export's credits."""
     if fmt not in PAIR_FORMATS:
         raise SpeechmillError(
             f"unknown export format {fmt!r} (choose from {', '.join(PAIR_FORMATS)})"
         )
     t = table.read_all() if isinstance(table, pa.RecordBatchReader) else table
+    if licenses:
+        t, _ = filter_pairs_by_license(store, t, licenses)
     written = export(t, fmt, out, **opts)
     if not written:
         return written
     credits = attribution_for_pairs(store, t)
+    folder = export_dir(fmt, out)
+    prefix = "" if folder == Path(out) else Path(out).name + "."
     return written + write_attribution(
-        export_dir(fmt, out), credits, unit="pairs", notes=[PAIRS_NOTE]
+        folder, credits, unit="pairs", notes=[PAIRS_NOTE], prefix=prefix
     )
 
 
@@ -1089,6 +1162,22 @@ def _nemo_jobs(parts: Sequence[tuple[str, list[ExportRow]]], ctx: _Context) -> l
     return [_Job(f"{split}_manifest.jsonl", _lines(lines, rows)) for split, rows in parts]
 
 
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""What an id must look like to become a file name, a tar key or a Kaldi id: the
+store's ids (hex hashes, `<recording>-u<start>-<end>`) always do; anything else (a
+foreign or damaged table) could escape the export folder or break Kaldi's files."""
+
+
+def _check_ids(rows: Sequence[ExportRow]) -> None:
+    for r in rows:
+        for what, value in (("utterance", r.id), ("recording", r.recording_id)):
+            if not _SAFE_ID.fullmatch(value) or ".." in value:
+                raise SpeechmillError(
+                    f"{what} id {value[:80]!r} cannot name an exported file (letters, digits, "
+                    "'_', '.' and '-' only); the dataset's tables are not speechmill's own"
+                )
+
+
 def _kaldi_audio_rel(recording_id: str) -> str:
     return f"audio/{recording_id}.flac"
 
@@ -1403,6 +1492,7 @@ def export_corpus(
             f"nothing to export: no {used} of {store.root} pass the filters "
             f"({len(candidates)} candidates; left out: {why})"
         )
+    _check_ids(rows)
     previous = _previous_files(out_dir)
     parts = _by_split(rows)
     credits = credits_of(rows)

@@ -134,6 +134,14 @@ def stage(label: str, *, show: bool | None = None, total: int | None = None) -> 
         return _STAGES[label]
 
 
+def close_stage(s: Stage) -> None:
+    """Close one stage's bar and forget it (the next `stage(label)` makes a new one)."""
+    s.close()
+    with _STAGES_LOCK:
+        if _STAGES.get(s.label) is s:
+            del _STAGES[s.label]
+
+
 def close_stages() -> None:
     """Close every stage's bar (the end of a pipeline run); the next run starts afresh."""
     with _STAGES_LOCK:

@@ -56,11 +56,17 @@ class RunResult:
 
 
 def plan(
-    cfg: Config, store: Store, run_id: str, base_dir: str | None = None, *, dry_run: bool = False
+    cfg: Config,
+    store: Store,
+    run_id: str,
+    base_dir: str | None = None,
+    *,
+    dry_run: bool = False,
+    progress: bool | None = None,
 ) -> Plan:
     """Discover every source and decide, out of core, what the run does (pipelines/plan.py);
     a dry run decides and lists, and writes nothing to the store."""
-    return discover(cfg, store, run_id, base_dir, dry_run=dry_run)
+    return discover(cfg, store, run_id, base_dir, dry_run=dry_run, progress=progress)
 
 
 def build_corpus(
@@ -189,7 +195,7 @@ def _run(
     if factory is None:
         factory = backend_factory(cfg.asr)
     base_run = new_run_id()
-    work = plan(cfg, store, base_run)
+    work = plan(cfg, store, base_run, progress=progress)
     try:
         result = RunResult(
             skipped=work.skipped + work.known,

@@ -144,9 +144,16 @@ def _schema_with(table: str, extra: Iterable[pa.Field]) -> pa.Schema:
 
 
 def discover(
-    cfg: Config, store: Store, run_id: str, base_dir: str | None = None, *, dry_run: bool = False
+    cfg: Config,
+    store: Store,
+    run_id: str,
+    base_dir: str | None = None,
+    *,
+    dry_run: bool = False,
+    progress: bool | None = None,
 ) -> Plan:
-    """Discover every source into the plan's work directory (streamed, nothing held)."""
+    """Discover every source into the plan's work directory (streamed, nothing held);
+    `progress` as `speechmill.progress.stage`'s `show` (a dry run shows none)."""
     from speechmill.store.ledger import Ledger
     from speechmill.transforms.discover_remote import discover_rss, discover_ytdlp, robots_for
 
@@ -157,7 +164,7 @@ def discover(
     rejects = _Spool(out.workdir, "rejects", _schema_with("rejects", ITEM_EXTRA[:1]))
     sources_spec, rejects_spec = TABLES["sources"], TABLES["rejects"]
     seq = 0
-    found_live = live.stage("discover", show=False if dry_run else None)
+    found_live = live.stage("discover", show=False if dry_run else progress)
 
     def put(record: SourceItem | Reject, accepted: bool = True) -> None:
         nonlocal seq
@@ -204,7 +211,7 @@ def discover(
             put(r)
     items.flush()
     rejects.flush()
-    found_live.close()
+    live.close_stage(found_live)
     _decide(cfg, store, out, items, rejects, write=not dry_run)
     return out
 

@@ -89,8 +89,10 @@ def execute(
         pipeline = beam.Pipeline(options=options)
     except ValueError as e:  # Beam's own validation of its options (project, locations)
         raise ConfigError(f"the Beam options are not valid for {runner}: {e}") from None
-    with pipeline as p:
-        build(p)
+    try:
+        with pipeline as p:
+            build(p)
+    finally:  # failed, interrupted or done: the next run in this process starts afresh
+        live.close_stages()
     if dry:
         raise DryRun(runner, getattr(p.result, "job", None))
-    live.close_stages()

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
+from speechmill.core.osutil import default_file_mode
 from speechmill.errors import StoreError
 from speechmill.faults import fault_point
 
@@ -145,13 +146,7 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
+_FILE_MODE = default_file_mode()
 """What `open(path, "w")` would give: files written atomically are not left 0600."""
 
 

@@ -198,6 +198,27 @@ def test_export_and_report_commands(
     assert "--split: only for corpus exports" in capsys.readouterr().err
     assert not (tmp_path / "k").exists() and not (tmp_path / "h").exists()
 
+    # an empty list is not "no filter"; a zero shard size is not the default
+    for flags, says in (
+        (["--format", "nemo", "--license", ""], "--license was given an empty list"),
+        (["--format", "webdataset", "--shard-size", "0"], "shard_size must be at least 1"),
+    ):
+        assert main(["export", "--root", root, "--out", str(tmp_path / "z"), *flags]) == 2
+        assert says in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()
+
+    assert main(["report", "--root", root, "--out", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
     assert main(["report", "--root", root]) == 0
     assert (tmp_path / "ds" / "report.html").read_text().startswith("<!DOCTYPE html>")
     assert "report written to" in capsys.readouterr().out
+
+
+def test_error_paths_lose_only_the_working_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from speechmill.cli import _in_cwd
+
+    monkeypatch.chdir("/tmp")
+    assert (
+        _in_cwd("cannot read /srv/tmp/x.yaml or /tmp/a/b.yaml (/tmp/c)")
+        == "cannot read /srv/tmp/x.yaml or a/b.yaml (c)"
+    )

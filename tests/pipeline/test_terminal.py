@@ -75,3 +75,17 @@ def test_quiet_still_prints_results(
     assert main(["-q", "query", "--root", str(tmp_path), "select 41 + 1 as answer"]) == 0
     assert "42" in capsys.readouterr().out
     assert not progress.enabled()  # -q turned progress off for the process
+
+
+def test_a_failed_run_leaves_no_stage_behind(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, speech_dir: Path
+) -> None:
+    """A run that dies mid-way closes its bars: the next run in the process (a notebook,
+    the NST loop) starts its stages afresh instead of counting on from dead ones."""
+    from speechmill.faults import ENV, FaultInjected
+
+    stderr(monkeypatch, terminal=True)
+    monkeypatch.setenv(ENV, "transcribe@1")
+    with pytest.raises(FaultInjected):
+        run_corpus(make_config(speech_dir), root=str(tmp_path / "ds"), factory=FakeFactory())
+    assert progress._STAGES == {}

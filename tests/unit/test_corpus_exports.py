@@ -35,8 +35,10 @@ from speechmill.corpus_exports import (
     attribution_for_pairs,
     export_corpus,
     export_pairs,
+    filter_pairs_by_license,
     license_name,
     license_url,
+    pair_licenses,
 )
 from speechmill.errors import SpeechmillError
 from speechmill.schemas import (
@@ -705,16 +707,58 @@ def test_ger_exports_write_attribution_beside_their_files(ds: Dataset, tmp_path:
         '"Talk \\*about\\* \\[rivers\\]" by Ada Lovelace' in md
         and "no licence for text sources" in md
     )
-    # a file path for sft: the attribution goes into the folder holding its files
+    # a file path for sft: the attribution goes beside it, named after it, so a folder's
+    # own ATTRIBUTION.md (a project root) and another export's credits are left alone
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / ATTRIBUTION_MD).write_text("the project's own\n")
     files = export_pairs(ds.store, table, "sft", tmp_path / "sft" / "ger.jsonl")
-    assert (tmp_path / "sft" / ATTRIBUTION_MD) in files and (
-        tmp_path / "sft" / "ger.train.jsonl"
-    ) in files
+    assert (tmp_path / "sft" / f"ger.jsonl.{ATTRIBUTION_MD}") in files
+    assert (tmp_path / "sft" / f"ger.jsonl.{ATTRIBUTION_JSONL}") in files
+    assert (tmp_path / "sft" / "ger.train.jsonl") in files
+    assert (tmp_path / "sft" / ATTRIBUTION_MD).read_text() == "the project's own\n"
     empty = spec_of(Pair).to_table([])
     assert export_pairs(ds.store, empty, "hf", tmp_path / "none") == []
     assert not (tmp_path / "none").exists()
     with pytest.raises(SpeechmillError, match="unknown export format 'csv'"):
         export_pairs(ds.store, table, "csv", tmp_path / "csv")  # type: ignore[arg-type]
+
+
+def test_ger_exports_keep_only_the_licences_asked_for(ds: Dataset, tmp_path: Path):
+    table = _pairs_table(ds)
+    assert pair_licenses(ds.store, table) == {
+        "p1": "unknown",
+        "p2": "unknown",
+        table.column("pair_id")[2].as_py(): "cc-by-4.0",  # traced to recording a
+        "p8": "unknown",  # its dataset cannot be read
+    }
+    kept, left = filter_pairs_by_license(ds.store, table, ["cc-by"])
+    assert kept.num_rows == 1 and left == {"license": 0, "unknown_license": 3}
+    files = export_pairs(ds.store, table, "hyporadise", tmp_path / "by", licenses=["cc-by"])
+    data = [r for f in files if f.suffix == ".json" for r in json.loads(f.read_text())]
+    assert len(data) == 1
+    md = (tmp_path / "by" / ATTRIBUTION_MD).read_text()
+    assert "This export holds 1 pair" in md and "books" not in md
+    kept, left = filter_pairs_by_license(ds.store, table, ["cc0", "unknown"])
+    assert kept.num_rows == 3 and left == {"license": 1, "unknown_license": 0}
+    for licenses, message in (
+        (["cc-by-nc"], "none of the 4 pairs is under cc-by-nc"),
+        ([" ", ""], "names no licence"),
+        (["cc-bye"], "unknown licence 'cc-bye'"),
+    ):
+        with pytest.raises(SpeechmillError, match=message):
+            export_pairs(ds.store, table, "hf", tmp_path / "x", licenses=licenses)
+    assert not (tmp_path / "x").exists()
+
+
+def test_ids_that_could_escape_the_folder_are_refused():
+    row = corpus_exports.ExportRow(
+        "a" * 24 + "-u0-16000", "a" * 64, 0, 16000, "text", "en", None, "train", "/x.flac",
+        16000, "cc0-1.0", None, None, None,
+    )  # fmt: skip
+    corpus_exports._check_ids([row])  # the store's own ids pass
+    for field, bad in (("id", "../../etc/passwd"), ("id", "a b"), ("recording_id", ".hidden")):
+        with pytest.raises(SpeechmillError, match="cannot name an exported file"):
+            corpus_exports._check_ids([dataclasses.replace(row, **{field: bad})])
 
 
 # --------------------------------------------------------------------------- files

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from speechmill.core.audio.chunks import SAMPLE_RATE
+from speechmill.core.osutil import default_file_mode
 from speechmill.schemas import Category, Dropped
 
 _BLOCK = 1 << 20
@@ -27,9 +28,7 @@ CANCEL_DB = 20.0
 FLAC_WRITE_SAMPLES = 1 << 16
 """Samples gathered before one FLAC write (~4 s): one encoder call per block, not per frame."""
 _WAVE_PCM = 1
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read once, at import: umask is process-wide, so never toggled later
-_FILE_MODE = 0o666 & ~_UMASK
+_FILE_MODE = default_file_mode()
 _WAVE_EXTENSIBLE = 0xFFFE
 
 
