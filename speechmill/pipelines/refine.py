@@ -121,7 +121,10 @@ def build_refine(
     words = (
         seg_audio.audio
         | "Align" >> RunInference(AlignModelHandler(aligner, batch_size=cfg.asr.batch_size))
-        | "Words" >> beam.ParDo(AlignedWordsDoFn(run_id)).with_outputs(REJECTS, main="words")
+        | "Words"
+        >> beam.ParDo(AlignedWordsDoFn(run_id, progress, len(segments))).with_outputs(
+            REJECTS, main="words"
+        )
     )
     drafts = (
         words.words

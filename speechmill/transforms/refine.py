@@ -27,7 +27,7 @@ from speechmill.faults import fault_point
 from speechmill.schemas import Attribution, Category, Drop, Label, Utterance, Word
 from speechmill.store import Store, as_store
 from speechmill.transforms.asr import ItemRef, nbest_row
-from speechmill.transforms.common import HYPOTHESES, internal_detail, reject
+from speechmill.transforms.common import HYPOTHESES, Progress, internal_detail, reject
 
 ALIGN_STAGE = "align"
 FILTER_STAGE = "filter"
@@ -203,12 +203,18 @@ def shift(words: Iterable[AlignedWord], offset_s: float) -> list[AlignedWord]:
 class AlignedWordsDoFn(beam.DoFn):
     """PredictionResult -> (recording_id, (segment start, words in recording time)) or reject."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, progress: bool = False, total: int | None = None) -> None:
         self._run_id = run_id
+        self._progress_on = progress
+        self._total = total
+
+    def setup(self) -> None:
+        self._live = Progress(self._progress_on, "align", self._total)
 
     def process(self, result: PredictionResult) -> Iterator[Any]:
         fault_point("align")
         seg = cast(SegmentRef, cast(tuple[Any, Any], result.example)[0])
+        self._live.add((seg.end - seg.start) / SR)
         al = cast(Alignment | str, result.inference)  # an error message when it failed
         if isinstance(al, str):
             yield reject(

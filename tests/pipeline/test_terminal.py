@@ -89,3 +89,19 @@ def test_a_failed_run_leaves_no_stage_behind(
     with pytest.raises(FaultInjected):
         run_corpus(make_config(speech_dir), root=str(tmp_path / "ds"), factory=FakeFactory())
     assert progress._STAGES == {}
+
+
+@pytest.mark.model
+def test_refine_on_a_terminal_shows_align_and_decode(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, speech_dir: Path
+) -> None:
+    from speechmill.pipelines.refine import run_refine
+
+    cfg = make_config(speech_dir)
+    root = str(tmp_path / "ds")
+    run_corpus(cfg, root=root, factory=FakeFactory(), progress=False)
+    err = stderr(monkeypatch, terminal=True)
+    run_refine(cfg, root=root, asr=FakeFactory())
+    out = err.getvalue()
+    assert "align:" in out and "3/3" in out, out  # every segment, of a known total
+    assert "refine:" in out
