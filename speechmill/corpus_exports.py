@@ -87,7 +87,7 @@ from speechmill.core.crawl.licenses import (
 from speechmill.core.synth.synthplan import split_of
 from speechmill.errors import SpeechmillError, StoreError
 from speechmill.exports import FORMATS as PAIR_FORMATS
-from speechmill.exports import ExportFormat, export, export_dir
+from speechmill.exports import ExportFormat, as_table, export, export_dir
 from speechmill.progress import bar
 from speechmill.store import Store, connect, fs
 
@@ -525,22 +525,38 @@ def _real_credits(store: Store, root: str, pair_ids: set[str]) -> dict[str, Cred
     return out
 
 
+def _traced_pairs(store: Store, t: pa.Table) -> dict[str, Credit]:
+    """pair_id -> the credit of the recording each real-speech pair (`source` =
+    `corpus:<root>`) was cut from, for the pairs whose dataset can be read."""
+    missing = [
+        c for c in ("pair_id", "source", "is_synthetic", "duration_s") if c not in t.schema.names
+    ]
+    if missing:
+        raise SpeechmillError(f"the pairs table lacks columns {missing}")
+    by_root: dict[str, set[str]] = {}
+    for r in t.select(["pair_id", "source", "is_synthetic"]).to_pylist():
+        source = str(r["source"])
+        if r["is_synthetic"] is False and source.startswith("corpus:"):
+            by_root.setdefault(source[len("corpus:") :], set()).add(str(r["pair_id"]))
+    traced: dict[str, Credit] = {}
+    for root, ids in sorted(by_root.items()):
+        traced.update(_real_credits(store, root, ids) or {})
+    return traced
+
+
 def pair_licenses(store: Store, table: pa.Table | pa.RecordBatchReader) -> dict[str, str]:
     """pair_id -> the licence a pair is under: its recording's for a real-speech pair the
     dataset it came from can trace, else `unknown` (the synth tables record no licence
     for text sources or voices)."""
-    t = table.read_all() if isinstance(table, pa.RecordBatchReader) else table
-    rows = t.select(["pair_id", "source", "is_synthetic"]).to_pylist()
-    out = {str(r["pair_id"]): UNKNOWN for r in rows}
-    by_root: dict[str, set[str]] = {}
-    for r in rows:
-        source = str(r["source"])
-        if r["is_synthetic"] is False and source.startswith("corpus:"):
-            by_root.setdefault(source[len("corpus:") :], set()).add(str(r["pair_id"]))
-    for root, ids in by_root.items():
-        for pid, credit in (_real_credits(store, root, ids) or {}).items():
-            out[pid] = credit.license
-    return out
+    t = as_table(table)
+    return _licenses_of(t, _traced_pairs(store, t))
+
+
+def _licenses_of(t: pa.Table, traced: Mapping[str, Credit]) -> dict[str, str]:
+    return {
+        str(pid): traced[str(pid)].license if str(pid) in traced else UNKNOWN
+        for pid in t.column("pair_id").to_pylist()
+    }
 
 
 def filter_pairs_by_license(
@@ -550,25 +566,25 @@ def filter_pairs_by_license(
     as for corpus exports), and how many were left out: `license` (another licence) and
     `unknown_license` (synthetic pairs, and real ones whose dataset cannot be read,
     unless `unknown` is listed). Bad entries, or no pair left, raise `SpeechmillError`."""
-    t = table.read_all() if isinstance(table, pa.RecordBatchReader) else table
+    t = as_table(table)
+    return _filter_pairs(t, licenses, _traced_pairs(store, t))
+
+
+def _filter_pairs(
+    t: pa.Table, licenses: Sequence[str], traced: Mapping[str, Credit]
+) -> tuple[pa.Table, dict[str, int]]:
     entries = [e.strip() for e in licenses if e.strip()]
     if not entries:
         raise SpeechmillError("--license names no licence (an empty list would export every one)")
-    bad = [e for e in entries if not is_policy_entry(e)]
-    if bad:
-        raise SpeechmillError(
-            f"unknown licence {bad[0]!r}: use a family (cc-by, cc-by-sa, cc0, pd, ...), a "
-            "full id (cc-by-4.0) or unknown"
-        )
-    of = pair_licenses(store, t)
+    _check_licenses(entries)
+    of = _licenses_of(t, traced)
     keep: list[bool] = []
     skipped = {"license": 0, "unknown_license": 0}
     for pid in t.column("pair_id").to_pylist():
-        lic = of.get(str(pid), UNKNOWN)
-        allowed, _ = policy_decision(lic, entries, ())
-        keep.append(bool(allowed))
-        if not allowed:
-            skipped["unknown_license" if normalize_license(lic) == UNKNOWN else "license"] += 1
+        why = _license_skip(of[str(pid)], entries)
+        keep.append(why is None)
+        if why is not None:
+            skipped[why] += 1
     kept = t.filter(pa.array(keep, type=pa.bool_()))
     if kept.num_rows == 0:
         raise SpeechmillError(
@@ -589,35 +605,25 @@ def attribution_for_pairs(store: Store, table: pa.Table | pa.RecordBatchReader) 
     dataset (licence, title, author, URL); if it cannot be read, they are credited
     per source like synthetic ones.
     """
-    t = table.read_all() if isinstance(table, pa.RecordBatchReader) else table
-    missing = [
-        c for c in ("pair_id", "source", "is_synthetic", "duration_s") if c not in t.schema.names
-    ]
-    if missing:
-        raise SpeechmillError(f"the pairs table lacks columns {missing}")
-    rows = t.select(["pair_id", "source", "is_synthetic", "duration_s"]).to_pylist()
-    by_source: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_source.setdefault(str(r["source"]), []).append(r)
+    t = as_table(table)
+    return _pair_credits(t, _traced_pairs(store, t))
+
+
+def _pair_credits(t: pa.Table, traced: Mapping[str, Credit]) -> list[Credit]:
     credits: dict[tuple[str, str], Credit] = {}
 
     def add(key: tuple[str, str], base: Credit, seconds: float) -> None:
         old = credits.get(key, base)
         credits[key] = dataclasses.replace(old, items=old.items + 1, seconds=old.seconds + seconds)
 
-    for source, group in sorted(by_source.items()):
-        real = [r for r in group if r["is_synthetic"] is False]
-        traced: dict[str, Credit] = {}
-        if real and source.startswith("corpus:"):
-            ids = {str(r["pair_id"]) for r in real}
-            traced = _real_credits(store, source[len("corpus:") :], ids) or {}
-        for r in group:
-            secs = float(r["duration_s"] or 0.0)
-            credit = traced.get(str(r["pair_id"]))
-            if credit is not None:
-                add(("recording", credit.id), credit, secs)
-            else:
-                add(("text-source", source), Credit("text-source", source, UNKNOWN), secs)
+    rows = t.select(["pair_id", "source", "duration_s"]).to_pylist()
+    for r in sorted(rows, key=lambda r: str(r["source"])):
+        source, secs = str(r["source"]), float(r["duration_s"] or 0.0)
+        credit = traced.get(str(r["pair_id"]))
+        if credit is not None:
+            add(("recording", credit.id), credit, secs)
+        else:
+            add(("text-source", source), Credit("text-source", source, UNKNOWN), secs)
     return sorted(credits.values(), key=_credit_key)
 
 
@@ -649,13 +655,14 @@ def export_pairs(
         raise SpeechmillError(
             f"unknown export format {fmt!r} (choose from {', '.join(PAIR_FORMATS)})"
         )
-    t = table.read_all() if isinstance(table, pa.RecordBatchReader) else table
+    t = as_table(table)
+    traced = _traced_pairs(store, t)  # read the real datasets once for both uses
     if licenses:
-        t, _ = filter_pairs_by_license(store, t, licenses)
+        t, _ = _filter_pairs(t, licenses, traced)
     written = export(t, fmt, out, **opts)
     if not written:
         return written
-    credits = attribution_for_pairs(store, t)
+    credits = _pair_credits(t, traced)
     folder = export_dir(fmt, out)
     prefix = "" if folder == Path(out) else Path(out).name + "."
     return written + write_attribution(
@@ -819,12 +826,7 @@ def _check_options(
     bad = [s for s in splits if s not in SPLITS]
     if bad:
         raise SpeechmillError(f"unknown split {bad[0]!r} (choose from {', '.join(SPLITS)})")
-    bad = [e for e in licenses if not is_policy_entry(e)]
-    if bad:
-        raise SpeechmillError(
-            f"unknown licence {bad[0]!r}: use a family (cc-by, cc-by-sa, cc0, pd, ...), a "
-            "full id (cc-by-4.0) or unknown"
-        )
+    _check_licenses(licenses)
     for name, value in (("min_duration_s", min_duration_s), ("max_duration_s", max_duration_s)):
         if value is not None and (not math.isfinite(value) or value < 0):
             raise SpeechmillError(f"{name} must be a number >= 0, got {value}")
@@ -852,6 +854,25 @@ def _check_options(
     )
 
 
+def _check_licenses(entries: Iterable[str]) -> None:
+    """Licence filter entries nothing could match (typos) are an error."""
+    bad = [e for e in entries if not is_policy_entry(e)]
+    if bad:
+        raise SpeechmillError(
+            f"unknown licence {bad[0]!r}: use a family (cc-by, cc-by-sa, cc0, pd, ...), a "
+            "full id (cc-by-4.0) or unknown"
+        )
+
+
+def _license_skip(license_id: str, entries: Sequence[str]) -> str | None:
+    """Why a row under `license_id` is left out by the licence filter `entries`
+    (`license`, or `unknown_license` for a missing or unknown one), or None to keep it."""
+    allowed, _ = policy_decision(license_id, list(entries), ())
+    if allowed:
+        return None
+    return "unknown_license" if normalize_license(license_id) == UNKNOWN else "license"
+
+
 def skip_reason(row: ExportRow, f: _Filters) -> str | None:
     """The first of `SKIP_REASONS` that leaves `row` out, or None to keep it."""
     if not row.text.strip():
@@ -860,10 +881,8 @@ def skip_reason(row: ExportRow, f: _Filters) -> str | None:
         return "split"
     if f.languages and row.language not in f.languages:
         return "language"
-    if f.licenses:
-        allowed, _ = policy_decision(row.license, list(f.licenses), ())
-        if not allowed:
-            return "unknown_license" if normalize_license(row.license) == UNKNOWN else "license"
+    if f.licenses and (why := _license_skip(row.license, f.licenses)):
+        return why
     if f.min_duration_s is not None and row.duration_s < f.min_duration_s:
         return "min_duration"
     if f.max_duration_s is not None and row.duration_s > f.max_duration_s:

@@ -95,7 +95,8 @@ _HF_DOCS: dict[str, str] = {
 # --------------------------------------------------------------------------- helpers
 
 
-def _as_table(table: Pairs) -> pa.Table:
+def as_table(table: Pairs) -> pa.Table:
+    """A pyarrow Table (a RecordBatchReader is read whole)."""
     if isinstance(table, pa.RecordBatchReader):
         return table.read_all()
     return table
@@ -121,7 +122,7 @@ def _splits(table: pa.Table) -> list[str]:
 
 def _split_tables(table: Pairs, columns: Sequence[str]) -> Iterator[tuple[str, pa.Table]]:
     """(split, its rows sorted by pair_id with only `columns`) for each split."""
-    t = _as_table(table)
+    t = as_table(table)
     _need(t, ["split", "pair_id", *columns])
     for split in _splits(t):
         part = t.filter(pc.equal(t["split"], split)).sort_by("pair_id")
