@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
+from speechmill import progress as live
 from speechmill.backends.asr import AsrBackend, decode_with_retry
 from speechmill.backends.devices import cuda_devices
 from speechmill.config import AsrConfig
@@ -39,7 +40,7 @@ from speechmill.core.audio.chunks import SAMPLE_RATE
 from speechmill.core.text.normalize import get_normalizer
 from speechmill.faults import fault_point
 from speechmill.schemas import Category, Drop, NBestList
-from speechmill.transforms.common import REJECTS, Progress, internal_detail, reject
+from speechmill.transforms.common import REJECTS, internal_detail, reject
 
 
 class BackendFactory(Protocol):
@@ -277,7 +278,7 @@ class _RowsDoFn(beam.DoFn):
 
     def setup(self) -> None:
         self._builder.setup()
-        self._progress = Progress(self._progress_on, self._label)
+        self._progress = live.stage(self._label, show=self._progress_on)
 
     def process(self, result: PredictionResult) -> Iterator[object]:
         fault_point(self._fault)

@@ -1,4 +1,4 @@
-"""Helpers every stage's DoFns share: reject rows, counters, progress."""
+"""Helpers every stage's DoFns share: reject rows and counters (progress: speechmill.progress)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import traceback
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from speechmill import progress as live
 from speechmill.core.text.unicode import clean, clean_opt
 from speechmill.schemas import Drop, Reject
 
@@ -80,14 +79,3 @@ def reject(
 
 def internal_detail(e: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(e), e)).strip()
-
-
-class Progress:
-    """Live progress of one stage on the DirectRunner (`speechmill.progress.stage`): a
-    tqdm bar on a terminal, nothing in logs or CI, nothing when `enabled` is False."""
-
-    def __init__(self, enabled: bool, label: str, total: int | None = None) -> None:
-        self._stage = live.stage(label, show=enabled, total=total)
-
-    def add(self, audio_s: float) -> None:
-        self._stage.add(audio_s)

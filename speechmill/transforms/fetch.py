@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
+from speechmill import progress as live
 from speechmill.config import AudioConfig, CrawlConfig
 from speechmill.core.audio.chunks import local_path
 from speechmill.core.audio.io import AudioRejected, Transcoded, transcode_to_flac
@@ -32,7 +33,7 @@ from speechmill.core.crawl.fetch import (
 from speechmill.faults import fault_point
 from speechmill.schemas import Category, Drop, Dropped, Recording, SourceItem
 from speechmill.store import Store, as_store, fs
-from speechmill.transforms.common import SOURCES, Progress, internal_detail, reject
+from speechmill.transforms.common import SOURCES, internal_detail, reject
 
 if TYPE_CHECKING:
     from speechmill.backends.ytdlp import Downloaded
@@ -207,7 +208,7 @@ class AcquireDoFn(beam.DoFn):
         self._total = total
 
     def setup(self) -> None:
-        self._live = Progress(self._progress_on, "fetch+decode", self._total)
+        self._live = live.stage("fetch+decode", show=self._progress_on, total=self._total)
         self._fetcher: _Fetcher | None = None
         self._pending: InFlight[_Pending, _Fetched] = InFlight()
 

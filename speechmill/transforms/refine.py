@@ -16,6 +16,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from speechmill import progress as live
 from speechmill.config import AlignConfig, FiltersConfig
 from speechmill.core.align.alignment import AlignedWord, Alignment
 from speechmill.core.align.resegment import resegment
@@ -27,7 +28,7 @@ from speechmill.faults import fault_point
 from speechmill.schemas import Attribution, Category, Drop, Label, Utterance, Word
 from speechmill.store import Store, as_store
 from speechmill.transforms.asr import ItemRef, nbest_row
-from speechmill.transforms.common import HYPOTHESES, Progress, internal_detail, reject
+from speechmill.transforms.common import HYPOTHESES, internal_detail, reject
 
 ALIGN_STAGE = "align"
 FILTER_STAGE = "filter"
@@ -209,7 +210,7 @@ class AlignedWordsDoFn(beam.DoFn):
         self._total = total
 
     def setup(self) -> None:
-        self._live = Progress(self._progress_on, "align", self._total)
+        self._live = live.stage("align", show=self._progress_on, total=self._total)
 
     def process(self, result: PredictionResult) -> Iterator[Any]:
         fault_point("align")

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
+from speechmill import progress as live
 from speechmill.backends.tts import TtsBackend, VoiceParams
 from speechmill.config import SynthConfig, TextSource
 from speechmill.core.asr.decoding import (
@@ -44,7 +45,7 @@ from speechmill.schemas import Category, Drop
 from speechmill.schemas.synth import AugParams, TtsParams
 from speechmill.store import Store, as_store, fs
 from speechmill.transforms.asr import ItemRef
-from speechmill.transforms.common import Progress, internal_detail, reject
+from speechmill.transforms.common import internal_detail, reject
 from speechmill.transforms.texts import RawText, read_texts
 
 log = logging.getLogger(__name__)
@@ -320,7 +321,7 @@ class SynthesizeDoFn(beam.DoFn):
     def setup(self) -> None:
         self._noise: augment.NoiseFn | None = None
         self._files: dict[str, npt.NDArray[np.float32]] = {}
-        self._progress = Progress(self._progress_on, "synth")
+        self._progress = live.stage("synth", show=self._progress_on)
 
     def speak(self, text: str, params: VoiceParams, engine: str, model: str) -> Any:
         speech = load_tts(engine, model).synthesize(text, params)

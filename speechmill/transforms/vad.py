@@ -8,6 +8,7 @@ import apache_beam as beam
 import numpy as np
 import numpy.typing as npt
 
+from speechmill import progress as live
 from speechmill.backends.vad import Detector, silero_detector, windowed_regions
 from speechmill.config import AudioConfig, VadConfig
 from speechmill.core.audio.chunks import (
@@ -23,7 +24,7 @@ from speechmill.core.elements import ChunkRef
 from speechmill.faults import fault_point
 from speechmill.schemas import Category, Drop, Recording
 from speechmill.store import Store, as_store
-from speechmill.transforms.common import Progress, internal_detail, reject
+from speechmill.transforms.common import internal_detail, reject
 
 STAGE = "vad"
 
@@ -53,7 +54,7 @@ class DetectSpeechDoFn(beam.DoFn):
 
     def setup(self) -> None:
         self._detect = make_detector(self._vad)
-        self._live = Progress(self._progress_on, "VAD")
+        self._live = live.stage("VAD", show=self._progress_on)
 
     def _reject(self, rec: Recording, drop: Drop) -> beam.pvalue.TaggedOutput:
         return reject(
