@@ -92,8 +92,8 @@ def _no_progress(args: argparse.Namespace) -> bool:
 
 
 def _shown(path: object) -> str:
-    """A path as the CLI prints it: relative to the working directory when inside it."""
-    from speechmill.demo import shown
+    """A path as the CLI prints it (`speechmill.store.fs.shown`)."""
+    from speechmill.store.fs import shown
 
     return shown(path)
 

@@ -21,6 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from speechmill.config import Config, load_config
+from speechmill.store.fs import shown
 
 PAUSE_S = (0.4, 1.2)
 RECORDING_S = 30.0
@@ -110,16 +111,6 @@ def part_wer(root: str, made: list[DemoFile], part: str) -> tuple[float, int]:
     from speechmill.reports import label_wer
 
     return label_wer(root, [(f.path, f.text) for f in made if f.part == part])
-
-
-def shown(path: object) -> str:
-    """A path as the demo prints it: relative to the working directory when inside it."""
-    if "://" in str(path):
-        return str(path)
-    try:
-        return str(Path(str(path)).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def run_demo(workdir: Path, *, seed: int = 0, progress: bool = True) -> int:

@@ -920,17 +920,6 @@ def _card_builds(runs: Sequence[Sequence[Any]]) -> list[Block]:
     return out
 
 
-def _as_typed(root: str) -> str:
-    """The root as the report shows it: relative to the working directory when inside it
-    (`speechmill report --root ./data` shows `data`), else as stored."""
-    if fs.is_remote(root):
-        return root
-    try:
-        return str(Path(root).resolve().relative_to(Path.cwd())) or "."
-    except ValueError:
-        return root
-
-
 def gather(store: Store, *, progress: bool | None = None) -> ReportData:
     """Every figure of the report, queried from the store's committed tables."""
     markers = store.markers()
@@ -947,7 +936,7 @@ def gather(store: Store, *, progress: bool | None = None) -> ReportData:
             lambda: nbest_section(q),
             lambda: pairs_section(q),
             lambda: relabel_section(q),
-            lambda: card_section(q, _as_typed(store.root), store.unreadable),
+            lambda: card_section(q, fs.shown(store.root), store.unreadable),
         ]
         sections = []
         with bar(len(steps), desc="report", unit="section", show=progress) as b:
@@ -958,7 +947,7 @@ def gather(store: Store, *, progress: bool | None = None) -> ReportData:
     finally:
         con.close()
     return ReportData(
-        _as_typed(store.root), now, __version__, len(markers), figures, tuple(sections)
+        fs.shown(store.root), now, __version__, len(markers), figures, tuple(sections)
     )
 
 

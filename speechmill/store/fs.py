@@ -26,6 +26,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from speechmill.core.osutil import default_file_mode
@@ -41,6 +42,18 @@ _OPTIONS: dict[str, dict[str, Any]] = {}  # root URL -> fsspec storage options
 
 def is_remote(path: str) -> bool:
     return bool(_SCHEME.match(path))
+
+
+def shown(path: object) -> str:
+    """A path as speechmill prints it: relative to the working directory when inside it
+    (`--root ./data` shows `data`), a URL or any other path as it is."""
+    text = str(path)
+    if is_remote(text):
+        return text
+    try:
+        return str(Path(text).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return text
 
 
 def configure(root: str, storage_options: Mapping[str, Any]) -> None:
