@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 from speechmill.store import Store, connect
+from speechmill.store.store import Marker
 
 
 def rows(root: Path | str, sql: str) -> list[tuple]:
@@ -59,3 +62,27 @@ def no_duplicates(root: Path | str) -> None:
         pk = ", ".join(spec.primary_key)
         dup = rows(root, f'select {pk}, count(*) from "{name}" group by {pk} having count(*) > 1')
         assert dup == [], f"{name} has duplicate keys {dup[:3]}"
+
+
+def commit_records(
+    store: Store, tables: dict[str, list[Any]], pipeline: str = "test", **commit: Any
+) -> Marker:
+    """One committed run of `pipeline` holding these records (their run_id set to the
+    run's): the store's begin -> write_parts -> manifest -> commit, without a pipeline.
+    `commit` overrides the marker's fields (config, config_hash, model_hashes, ...)."""
+    from speechmill.transforms.write import write_parts
+
+    h = store.begin(pipeline)
+    rows = {t: [dataclasses.replace(r, run_id=h.run_id) for r in rs] for t, rs in tables.items()}
+    store.write_manifest(h.run_id, write_parts(store, h.run_id, rows))
+    fields: dict[str, Any] = {
+        "config": {},
+        "config_hash": "h",
+        "code_version": "t",
+        "model_hashes": {},
+        "parent_runs": [],
+        "runner": "none",
+    }
+    marker = store.commit(h, **(fields | commit))
+    store.end(h)
+    return marker

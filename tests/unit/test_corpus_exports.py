@@ -53,8 +53,8 @@ from speechmill.schemas import (
 )
 from speechmill.schemas.synth import Pair
 from speechmill.store import Store
-from speechmill.transforms.write import write_parts
 from tests.audio_fixtures import speech_clip
+from tests.pipeline.helpers import commit_records
 from tests.unit.test_exports import _pair, offline_datasets
 
 __all__ = ["offline_datasets"]
@@ -133,22 +133,6 @@ class Dataset:
     def span(self, utterance_id: str) -> np.ndarray:
         rec, a, b = self.spans[self.name_of(utterance_id)]
         return self.audio[rec][a:b]
-
-
-def commit(store: Store, tables: dict[str, list], pipeline: str = "test") -> None:
-    h = store.begin(pipeline)
-    rows = {t: [dataclasses.replace(r, run_id=h.run_id) for r in rs] for t, rs in tables.items()}
-    store.write_manifest(h.run_id, write_parts(store, h.run_id, rows))
-    store.commit(
-        h,
-        config={},
-        config_hash="h",
-        code_version="t",
-        model_hashes={},
-        parent_runs=[],
-        runner="none",
-    )
-    store.end(h)
 
 
 def _source(r: Rec) -> SourceItem:
@@ -286,10 +270,12 @@ def build(root: Path, *, refined: bool) -> Dataset:
             spans[f"{r.name}{k}"] = (r.name, a, b)
             uid[f"{r.name}{k}"] = u.utterance_id
             utterances.append(u)
-    commit(store, {"sources": sources, "recordings": recordings, "segments": segments}, "corpus")
+    commit_records(
+        store, {"sources": sources, "recordings": recordings, "segments": segments}, "corpus"
+    )
     if refined:
         labels = [_label(uid[n], k, t, d) for n, k, t, d in LABELS]
-        commit(
+        commit_records(
             store,
             {
                 "utterances": utterances,
@@ -298,8 +284,8 @@ def build(root: Path, *, refined: bool) -> Dataset:
             },
             "refine",
         )
-        commit(store, {"labels": [x for x in labels if x.round == 1]}, "relabel")
-        commit(store, {"labels": [x for x in labels if x.round == 2]}, "relabel")
+        commit_records(store, {"labels": [x for x in labels if x.round == 1]}, "relabel")
+        commit_records(store, {"labels": [x for x in labels if x.round == 2]}, "relabel")
     return Dataset(root, store, audio, spans, uid)
 
 

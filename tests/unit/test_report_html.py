@@ -6,7 +6,6 @@ four pipelines' runs) or made by the corpus pipeline with the fake ASR backend.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
 import xml.etree.ElementTree as ET
@@ -49,7 +48,7 @@ from speechmill.schemas import (
     Word,
 )
 from speechmill.store import Store, connect
-from speechmill.transforms.write import write_parts
+from tests.pipeline.helpers import commit_records
 from tests.s3_server import S3, s3, s3_server
 
 __all__ = ["s3", "s3_server"]  # fixtures
@@ -68,20 +67,16 @@ NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
 
 def commit(store: Store, pipeline: str, tables: dict[str, list[Any]], config: dict) -> str:
     """One committed run of `pipeline` holding these records."""
-    h = store.begin(pipeline)
-    rows = {t: [dataclasses.replace(r, run_id=h.run_id) for r in rs] for t, rs in tables.items()}
-    store.write_manifest(h.run_id, write_parts(store, h.run_id, rows))
-    store.commit(
-        h,
+    return commit_records(
+        store,
+        tables,
+        pipeline,
         config={"pipeline": pipeline, **config},
         config_hash=f"{pipeline}-config-hash-0123456789",
         code_version="0.1.0-test",
         model_hashes={"fake-asr": "fakehash0123456789"},
-        parent_runs=[],
         runner="DirectRunner",
-    )
-    store.end(h)
-    return h.run_id
+    ).run_id
 
 
 def rid(i: int) -> str:

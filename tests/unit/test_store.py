@@ -13,7 +13,7 @@ from speechmill.errors import StoreError
 from speechmill.schemas import TABLES, Reject
 from speechmill.store import Store, collect_garbage, connect, view_sql
 from speechmill.store.store import Marker
-from speechmill.transforms.write import write_parts
+from tests.pipeline.helpers import commit_records
 
 
 def rej(item: str, run: str, reason: str = "r") -> Reject:
@@ -21,20 +21,7 @@ def rej(item: str, run: str, reason: str = "r") -> Reject:
 
 
 def write_run(store: Store, rows: list[Reject], pipeline: str = "test") -> Marker:
-    h = store.begin(pipeline)
-    rows = [dataclasses.replace(r, run_id=h.run_id) for r in rows]
-    store.write_manifest(h.run_id, write_parts(store, h.run_id, {"rejects": rows}))
-    m = store.commit(
-        h,
-        config={},
-        config_hash="h",
-        code_version="t",
-        model_hashes={},
-        parent_runs=[],
-        runner="none",
-    )
-    store.end(h)
-    return m
+    return commit_records(store, {"rejects": rows}, pipeline)
 
 
 def test_uncommitted_files_are_invisible_and_gc_removes_them(tmp_path: Path) -> None:
@@ -167,19 +154,8 @@ def test_a_source_reject_is_superseded_by_a_later_recording(tmp_path: Path) -> N
     store = Store(str(tmp_path))
     write_run(store, [rej("item-a", ""), rej("item-b", "")])
     time.sleep(1.1)  # run ids order by their start second
-    h = store.begin("test")
-    fetched = dataclasses.replace(_source("item-a", "t"), recording_id="f" * 64, run_id=h.run_id)
-    store.write_manifest(h.run_id, write_parts(store, h.run_id, {"sources": [fetched]}))
-    store.commit(
-        h,
-        config={},
-        config_hash="h",
-        code_version="t",
-        model_hashes={},
-        parent_runs=[],
-        runner="none",
-    )
-    store.end(h)
+    fetched = dataclasses.replace(_source("item-a", "t"), recording_id="f" * 64)
+    commit_records(store, {"sources": [fetched]})
     con = connect(store)
     assert con.execute("select item_id from rejects").fetchall() == [("item-b",)]
     assert len(con.execute("select * from rejects_history").fetchall()) == 2

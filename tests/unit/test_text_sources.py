@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from speechmill.errors import ConfigError, StoreError
 from speechmill.schemas import Attribution, Category, Label, Segment, Utterance
 from speechmill.store import Store
 from speechmill.transforms.texts import RawText, read_texts, source_name
-from speechmill.transforms.write import write_parts
+from tests.pipeline.helpers import commit_records
 
 
 def read(kind: str, path: Path | str, **kw: Any) -> list[RawText]:
@@ -242,29 +241,11 @@ def label(uid: str, rnd: int, text: str, decision: str) -> Label:
     return Label(uid, rnd, "m", "h", "d", text, text.lower(), None, None, decision, None, "")
 
 
-def commit(store: Store, tables: dict[str, list[Any]]) -> None:
-    h = store.begin("test")
-    parts = write_parts(
-        store,
-        h.run_id,
-        {t: [dataclasses.replace(r, run_id=h.run_id) for r in rows] for t, rows in tables.items()},
-    )
-    store.write_manifest(h.run_id, parts)
-    store.commit(
-        h,
-        config={},
-        config_hash="h",
-        code_version="t",
-        model_hashes={},
-        parent_runs=[],
-        runner="none",
-    )
-    store.end(h)
-
-
 def test_corpus_reads_segments_when_there_are_no_kept_utterances(tmp_path: Path):
     store = Store(str(tmp_path / "ds"))
-    commit(store, {"segments": [segment("s2", "second segment text"), segment("s1", "first one")]})
+    commit_records(
+        store, {"segments": [segment("s2", "second segment text"), segment("s1", "first one")]}
+    )
     items = read("corpus", store.root)
     assert good(items) == [("ds:s1", "first one"), ("ds:s2", "second segment text")]
     assert [r.key for r in read("corpus", store.root, max_texts=1)] == ["ds:s1"]
@@ -272,7 +253,7 @@ def test_corpus_reads_segments_when_there_are_no_kept_utterances(tmp_path: Path)
 
 def test_corpus_prefers_the_latest_label_of_kept_utterances(tmp_path: Path):
     store = Store(str(tmp_path / "ds"))
-    commit(
+    commit_records(
         store,
         {
             "segments": [segment("s1", "a segment that is not used")],
